@@ -133,6 +133,11 @@ class SegmentConfig(_Strict):
     monetary_median: Positive = 100.0
     """Median dollars spent last year (log-normal)."""
     monetary_sigma: NonNegative = 0.8
+    monetary_quantiles: list[Positive] | None = Field(default=None, min_length=2)
+    """Optional empirical distribution of dollars spent last year: its quantiles at equally
+    spaced probabilities 0, 1/(k-1), ..., 1 (non-decreasing). Monetary values are drawn by linear
+    interpolation of these at a uniform draw, replacing the log-normal ``monetary_median`` /
+    ``monetary_sigma`` (for data with floors, caps or several modes, e.g. ``hillstrom``)."""
     uplift_mix: dict[str, Probability]
     """Shares of the four uplift types within this stage."""
 
@@ -140,6 +145,13 @@ class SegmentConfig(_Strict):
     @classmethod
     def _recency_sums(cls, v: list[float]) -> list[float]:
         _check_shares({str(i): p for i, p in enumerate(v)}, "recency")
+        return v
+
+    @field_validator("monetary_quantiles")
+    @classmethod
+    def _quantiles_sorted(cls, v: list[float] | None) -> list[float] | None:
+        if v is not None and v != sorted(v):
+            raise ValueError("monetary_quantiles must be non-decreasing")
         return v
 
     @field_validator("uplift_mix")

@@ -131,7 +131,11 @@ def generate_population(scenario: Scenario, rng: np.random.Generator, n: int) ->
         m = idx.size
         recency[idx] = 1 + _categorical(rng, np.array(s.recency), m)
         frequency[idx] = 1 + rng.poisson(s.frequency_mean, m)
-        monetary[idx] = s.monetary_median * np.exp(s.monetary_sigma * rng.standard_normal(m))
+        if s.monetary_quantiles is None:
+            monetary[idx] = s.monetary_median * np.exp(s.monetary_sigma * rng.standard_normal(m))
+        else:
+            q = np.array(s.monetary_quantiles)
+            monetary[idx] = np.interp(rng.random(m), np.linspace(0.0, 1.0, q.size), q)
         mix = np.array([s.uplift_mix.get(t, 0.0) for t in UPLIFT_TYPES])
         uplift[idx] = _categorical(rng, mix, m)
 
