@@ -84,6 +84,8 @@ class ContentConfig(_Strict):
     """Click multiplier for every customer."""
     line_match: dict[str, NonNegative] = Field(default_factory=dict)
     """Extra click multiplier for customers interested in each product line (added to appeal)."""
+    conversion: Positive = 1.0
+    """Multiplier on P(convert | click) for clicks on this content (how ready to buy they are)."""
 
 
 class OfferConfig(_Strict):

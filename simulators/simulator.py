@@ -7,8 +7,9 @@ The response model for customer ``i`` sent arm ``a = (channel c, content k, offe
 * clicked | opened ~ Bernoulli(click_c * attr_click_i * type_click_i * content_match_ik);
 * organic visit ~ Bernoulli(v_i), with v_i multiplied by the type's ``contact_visit`` once
   delivered (sleeping dogs visit less when contacted);
-* converted = (clicked and Bernoulli(click_conversion_i * (1 + sensitivity_i * lift_o)))
-  or (organic visit and Bernoulli(organic_conversion_i));
+* converted = (clicked and Bernoulli(click_conversion_i * conversion_k * (1 + sens_i * lift_o)))
+  or (organic visit and Bernoulli(organic_conversion_i)), where ``conversion_k`` is the
+  content's multiplier and ``sens_i`` the customer's offer sensitivity;
 * the offer is redeemed when the customer converts after opening it: the discount
   ``min(discount_o * order_value, max_value_o)`` is the offer cost, also for customers who
   would have bought anyway;
@@ -274,6 +275,7 @@ class Simulator:
         self._click = np.array([c.click_rate for c in ch])
         self._unsub = np.array([c.unsubscribe_rate for c in ch])
         self._lift = np.array([o.lift for o in scenario.offers.values()])
+        self._content_conversion = np.array([k.conversion for k in scenario.contents.values()])
         self._delay_cdf = np.cumsum(scenario.dynamics.conversion_delay)
         self._delay_cdf[-1] = 1.0
         self._feature_names = self._build_feature_names()
@@ -401,7 +403,13 @@ class Simulator:
         pc = np.clip(self._click[chi] * p.click_mult[c] * p.content_match[c, ki], 0.0, 1.0)
         v0 = p.organic_visit[c]
         v1 = np.minimum(v0 * p.contact_visit[c], 1.0)
-        cc = np.clip(p.click_conversion[c] * (1.0 + p.offer_response[c] * self._lift[oi]), 0.0, 1.0)
+        cc = np.clip(
+            p.click_conversion[c]
+            * self._content_conversion[ki]
+            * (1.0 + p.offer_response[c] * self._lift[oi]),
+            0.0,
+            1.0,
+        )
         pu = np.clip(
             self._unsub[chi]
             * p.unsubscribe_mult[c]
