@@ -1,1 +1,25 @@
-"""agent."""
+"""The campaign loop: spec, budget ledger, stop rules and reports.
+
+Example:
+    >>> from agent import BudgetLedger
+    >>> BudgetLedger(10.0).available
+    10.0
+"""
+
+from agent.ledger import BudgetLedger, InsufficientBudget, LedgerError
+from agent.loop import Campaign, CampaignError
+from agent.report import CampaignReport, DecisionLog, IterationRecord
+from agent.spec import CampaignSpec, Goal
+
+__all__ = [
+    "BudgetLedger",
+    "Campaign",
+    "CampaignError",
+    "CampaignReport",
+    "CampaignSpec",
+    "DecisionLog",
+    "Goal",
+    "InsufficientBudget",
+    "IterationRecord",
+    "LedgerError",
+]

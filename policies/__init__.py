@@ -1,1 +1,18 @@
-"""policies."""
+"""Decision policies behind one interface: ``act``, ``update``, ``save``, ``load``."""
+
+from policies.base import DecisionContext, Decisions, Policy
+from policies.baselines import FixedPolicy, OraclePolicy, RandomPolicy
+from policies.registry import POLICY_NAMES, UnknownPolicy, load_policy, make_policy
+
+__all__ = [
+    "POLICY_NAMES",
+    "DecisionContext",
+    "Decisions",
+    "FixedPolicy",
+    "OraclePolicy",
+    "Policy",
+    "RandomPolicy",
+    "UnknownPolicy",
+    "load_policy",
+    "make_policy",
+]

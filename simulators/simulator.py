@@ -303,6 +303,11 @@ class Simulator:
         return self.scenario.margin
 
     @property
+    def max_delay(self) -> int:
+        """Longest delay, in iterations, between a contact and a conversion it causes."""
+        return len(self.scenario.dynamics.conversion_delay) - 1
+
+    @property
     def population(self) -> Population:
         """The current population (hidden traits included: for tests and the oracle)."""
         if self._pop is None:

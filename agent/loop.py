@@ -1,0 +1,348 @@
+"""The campaign loop: choose, reserve, send, observe, learn, check the stop rules.
+
+One :class:`Campaign` runs one campaign against any channel that follows the simulator
+protocol (:class:`simulators.types.CustomerSimulator`).
+
+Example:
+    >>> from agent import Campaign, CampaignSpec, Goal
+    >>> from policies import make_policy
+    >>> from simulators import Simulator, load_scenario
+    >>> sim = Simulator(load_scenario("retail"), n_customers=3000)
+    >>> spec = CampaignSpec(goal=Goal(target=50), budget=100, customers_per_iteration=1000)
+    >>> report = Campaign(spec, sim, make_policy("fixed:email/bestsellers/none", sim), seed=0).run()
+    >>> report.spend <= report.budget
+    True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from agent.ledger import BudgetLedger
+from agent.report import CampaignReport, DecisionLog, IterationRecord
+from agent.spec import CampaignSpec
+from policies.base import DecisionContext, Decisions, Policy
+from simulators.types import NO_CONTACT, CustomerSimulator, EventBatch, EventKind, FloatArray
+
+IterationCallback = Callable[[IterationRecord], None]
+
+
+class CampaignError(ValueError):
+    """A campaign that cannot run as specified (message says what to change)."""
+
+
+class Campaign:
+    """One campaign: a spec, a channel (simulator), a policy and a seed.
+
+    Args:
+        spec: goal, budget and limits.
+        simulator: the customer world (or any channel following the protocol); it is reset
+            with a seed drawn from ``seed``.
+        policy: decides arms; may learn in :meth:`Policy.update`.
+        seed: root seed of the run; the same seed gives the same campaign, bit for bit.
+        scenario_name: label for the report.
+    """
+
+    def __init__(
+        self,
+        spec: CampaignSpec,
+        simulator: CustomerSimulator,
+        policy: Policy,
+        seed: int | None = None,
+        scenario_name: str = "",
+    ) -> None:
+        self.spec = spec
+        self.sim = simulator
+        self.policy = policy
+        self.seed = seed
+        self.scenario_name = scenario_name or str(
+            getattr(getattr(simulator, "scenario", None), "name", "")
+        )
+        sim_seq, loop_seq = np.random.SeedSequence(seed).spawn(2)
+        self.sim.reset(seed=int(sim_seq.generate_state(1)[0]))
+        self.rng = np.random.default_rng(loop_seq)
+        arms = simulator.arms
+        self.allowed = np.ones(len(arms), dtype=bool)
+        if spec.allowed_arms is not None:
+            try:
+                idx = [arms.index(a) for a in spec.allowed_arms]
+            except ValueError as err:
+                raise CampaignError(str(err)) from None
+            self.allowed[1:] = False
+            self.allowed[idx] = True
+            self.allowed[NO_CONTACT] = True
+        # Optional protocol member: channels without delayed conversions need not define it.
+        max_delay = int(getattr(simulator, "max_delay", 0))
+        self.window = spec.attribution_window if spec.attribution_window is not None else max_delay
+        if self.window < max_delay:
+            raise CampaignError(
+                f"attribution_window {self.window} is shorter than the channel's longest conversion "
+                f"delay {max_delay}: offers redeemed later could not be paid from a reservation"
+            )
+        self.ledger = BudgetLedger(spec.budget)
+        self.log = DecisionLog()
+        self._attributable = np.zeros(0, dtype=bool)  # per decision: a conversion may still count
+        self.history: list[IterationRecord] = []
+        n = simulator.n_customers
+        self.customer_cost = np.zeros(n)  # spent + reserved per customer
+        self.customer_contacts = np.zeros(n, dtype=np.int64)
+        self._n_channels = len(arms.channel_names)
+        self.spend_by_channel = np.zeros(self._n_channels)
+        self.offer_cost_by_offer = np.zeros(len(arms.offer_names))
+        self.funnel = dict.fromkeys(("delivered", "opened", "clicked", "unsubscribed"), 0)
+        self.conversions = 0
+        self.revenue = 0.0
+        self.cost_to_goal: float | None = None
+        self.stop_reason: str | None = None
+        self.iterations = 0
+
+    # -- state ---------------------------------------------------------------------------------
+    @property
+    def achieved(self) -> float:
+        """Goal metric reached so far (observed)."""
+        return float(self.conversions if self.spec.goal.metric == "conversions" else self.revenue)
+
+    @property
+    def goal_reached(self) -> bool:
+        return self.achieved >= self.spec.goal.target
+
+    def _cheapest_send(self) -> float:
+        worst = self.sim.arms.worst_case_cost
+        contact = self.allowed.copy()
+        contact[NO_CONTACT] = False
+        return float(worst[contact].min()) if contact.any() else float("inf")
+
+    def check_stop(self) -> str | None:
+        """The stop reason if the campaign must not start another iteration, else ``None``."""
+        if self.goal_reached:
+            return "goal_reached"
+        if self.iterations >= self.spec.max_iterations:
+            return "max_iterations"
+        if self.ledger.available < self._cheapest_send():
+            return "budget_exhausted"
+        return None
+
+    # -- events --------------------------------------------------------------------------------
+    def _ingest(self, events: EventBatch) -> dict[str, float]:
+        """Settle the ledger and count the funnel for a batch of events."""
+        out: dict[str, float] = {"conversions": 0, "revenue": 0.0, "spend": 0.0}
+        if len(events) == 0:
+            return out
+        own = events.decision_id >= 0
+        for kind, key in (
+            (EventKind.DELIVERED, "delivered"),
+            (EventKind.OPENED, "opened"),
+            (EventKind.CLICKED, "clicked"),
+            (EventKind.UNSUBSCRIBED, "unsubscribed"),
+        ):
+            c = int(np.count_nonzero(own & (events.kind == kind)))
+            self.funnel[key] += c
+            out[key] = c
+        conv = own & (events.kind == EventKind.CONVERTED)
+        ids = events.decision_id[conv]
+        if ids.size:
+            # Attributed once per decision, and only inside its attribution window.
+            live = self._attributable[ids]
+            ids = ids[live]
+            cost = events.offer_cost[conv][live]
+            rev = events.revenue[conv][live]
+            self._attributable[ids] = False
+            held = self.ledger.is_open(ids)
+            if np.any(cost[~held] > 0):
+                raise CampaignError("an offer was redeemed on a decision with no open reservation")
+            self.ledger.charge(ids[held], cost[held])
+            self._release(ids[held])
+            arms = self.log.arm[ids]
+            np.add.at(self.offer_cost_by_offer, self.sim.arms.offer[arms], cost)
+            self.conversions += int(ids.size)
+            self.revenue += float(rev.sum())
+            out["conversions"] = int(ids.size)
+            out["revenue"] = float(rev.sum())
+            out["spend"] = float(cost.sum())
+        return out
+
+    def _release(self, ids: np.ndarray) -> None:
+        remainder = self.log.reserved[ids] - self.ledger.charged(ids)
+        self.ledger.release(ids)
+        np.subtract.at(self.customer_cost, self.log.customer[ids], remainder)
+
+    def _expire(self) -> None:
+        """Close attribution and release the reservations whose window has closed."""
+        closed = self.log.iteration + self.window < self.sim.iteration
+        self._attributable[closed] = False
+        open_ids = self.ledger.open_ids()
+        if open_ids.size:
+            old = open_ids[self.log.iteration[open_ids] + self.window < self.sim.iteration]
+            if old.size:
+                self._release(old)
+
+    # -- one iteration -------------------------------------------------------------------------
+    def step(self) -> IterationRecord:
+        """Run one iteration; call :meth:`check_stop` first."""
+        spec, sim, arms = self.spec, self.sim, self.sim.arms
+        t = sim.iteration
+        spent_before = self.ledger.spent
+        n_cand = min(spec.customers_per_iteration, sim.n_customers)
+        customers = np.sort(self.rng.choice(sim.n_customers, size=n_cand, replace=False))
+        worst = arms.worst_case_cost
+        mask = sim.arm_mask(customers) & self.allowed[None, :]
+        if spec.max_cost_per_customer is not None:
+            room = spec.max_cost_per_customer - self.customer_cost[customers]
+            mask &= worst[None, :] <= room[:, None] + 1e-12
+            mask[:, NO_CONTACT] = True
+        target = spec.goal.target
+        ctx = DecisionContext(
+            customers=customers,
+            features=sim.features(customers),
+            mask=mask,
+            arms=arms,
+            iteration=self.iterations,
+            iterations_left=spec.max_iterations - self.iterations,
+            budget_available=self.ledger.available,
+            goal_metric=spec.goal.metric,
+            goal_remaining=max(target - self.achieved, 0.0),
+        )
+        dec = self.policy.act(ctx)
+        chosen = np.asarray(dec.arms, dtype=np.int64)
+        if chosen.shape != customers.shape:
+            raise CampaignError(f"policy {self.policy.name} returned {chosen.shape} arms for {customers.shape} customers")
+        # The loop enforces reachability, allowed arms and caps whatever the policy asked for.
+        valid = (chosen >= 0) & (chosen < len(arms))
+        chosen = np.where(valid, chosen, NO_CONTACT)
+        chosen = np.where(mask[np.arange(n_cand), chosen], chosen, NO_CONTACT)
+        # Budget: keep contacts in priority order while their worst case fits.
+        contact = np.flatnonzero(chosen != NO_CONTACT)
+        if dec.priority is not None and contact.size:
+            contact = contact[np.argsort(-np.asarray(dec.priority)[contact], kind="stable")]
+        fits = self.ledger.affordable(worst[chosen[contact]])
+        chosen[contact[~fits]] = NO_CONTACT
+        contact = np.sort(contact[fits])
+        c, a = customers[contact], chosen[contact]
+        ids = self.ledger.reserve(worst[a])
+        self.ledger.charge(ids, arms.send_cost[a])
+        self.customer_cost[c] += worst[a]
+        self.customer_contacts[c] += 1
+        self.log.append(
+            decision_id=ids,
+            iteration=np.full(ids.shape, t, np.int64),
+            customer=c,
+            arm=a,
+            pscore=np.asarray(dec.pscores, dtype=np.float64)[contact],
+            reserved=worst[a],
+        )
+        self._attributable = np.concatenate([self._attributable, np.ones(ids.shape, bool)])
+        np.add.at(self.spend_by_channel, arms.channel[a], arms.send_cost[a])
+        no_offer = ids[arms.max_offer_cost[a] == 0]
+        if no_offer.size:
+            self._release(no_offer)  # nothing more can be charged to them
+        events = sim.send(ids, c, a)
+        got = self._ingest(events)
+        later = sim.advance()
+        got_later = self._ingest(later)
+        self._expire()
+        self.iterations += 1
+        sent = Decisions(arms=chosen, pscores=np.asarray(dec.pscores, dtype=np.float64), priority=dec.priority)
+        self.policy.update(ctx, sent, EventBatch.concat([events, later]))
+        if self.cost_to_goal is None and self.goal_reached:
+            self.cost_to_goal = self.ledger.spent
+        by_channel = np.bincount(arms.channel[a], minlength=self._n_channels)
+        rec = IterationRecord(
+            iteration=t,
+            candidates=n_cand,
+            sends=int(a.size),
+            sends_by_channel={n: int(k) for n, k in zip(arms.channel_names, by_channel, strict=True)},
+            delivered=int(got.get("delivered", 0)),
+            opened=int(got.get("opened", 0)),
+            clicked=int(got.get("clicked", 0)),
+            conversions=int(got["conversions"] + got_later["conversions"]),
+            revenue=float(got["revenue"] + got_later["revenue"]),
+            unsubscribed=int(got.get("unsubscribed", 0)),
+            spend=self.ledger.spent - spent_before,
+            spend_total=self.ledger.spent,
+            reserved=self.ledger.reserved,
+            conversions_total=self.conversions,
+            revenue_total=self.revenue,
+            goal_progress=min(self.achieved / target, 1.0),
+        )
+        self.history.append(rec)
+        return rec
+
+    def drain(self) -> None:
+        """After the last send: let delayed conversions arrive and close every reservation."""
+        for _ in range(self.window):
+            if self.ledger.open_ids().size == 0:
+                break
+            self._ingest(self.sim.advance())
+            self._expire()
+            if self.cost_to_goal is None and self.goal_reached:
+                self.cost_to_goal = self.ledger.spent
+        open_ids = self.ledger.open_ids()
+        if open_ids.size:
+            self._release(open_ids)
+
+    def run(self, on_iteration: IterationCallback | None = None) -> CampaignReport:
+        """Run iterations until a stop rule fires, drain, and report."""
+        while (reason := self.check_stop()) is None:
+            rec = self.step()
+            if on_iteration is not None:
+                on_iteration(rec)
+        self.stop_reason = reason
+        self.drain()
+        return self.report()
+
+    # -- report --------------------------------------------------------------------------------
+    def report(self) -> CampaignReport:
+        """The report as of now."""
+        arms = self.sim.arms
+        sends = len(self.log)
+        spend = self.ledger.spent
+        f = self.funnel
+        margin = float(getattr(self.sim, "margin", 1.0))
+
+        def rate(a: float, b: float) -> float:
+            return float(a / b) if b else 0.0
+
+        by_channel = np.bincount(arms.channel[self.log.arm], minlength=self._n_channels) if sends else np.zeros(self._n_channels, np.int64)
+        channel_spend: FloatArray = self.spend_by_channel
+        return CampaignReport(
+            scenario=self.scenario_name,
+            policy=self.policy.name,
+            seed=self.seed,
+            goal_metric=self.spec.goal.metric,
+            goal_target=self.spec.goal.target,
+            goal_reached=self.goal_reached,
+            stop_reason=self.stop_reason or "running",
+            budget=self.ledger.budget,
+            spend=spend,
+            reserved=self.ledger.reserved,
+            cost_to_goal=self.cost_to_goal,
+            iterations=self.iterations,
+            sends=sends,
+            sends_by_channel={n: int(k) for n, k in zip(arms.channel_names, by_channel, strict=True)},
+            spend_by_channel={n: round(float(v), 6) for n, v in zip(arms.channel_names, channel_spend, strict=True)},
+            offer_cost_by_offer={n: round(float(v), 6) for n, v in zip(arms.offer_names, self.offer_cost_by_offer, strict=True)},
+            delivered=f["delivered"],
+            opened=f["opened"],
+            clicked=f["clicked"],
+            conversions=self.conversions,
+            revenue=self.revenue,
+            unsubscribed=f["unsubscribed"],
+            delivery_rate=rate(f["delivered"], sends),
+            open_rate=rate(f["opened"], f["delivered"]),
+            click_rate=rate(f["clicked"], f["opened"]),
+            conversion_rate=rate(self.conversions, sends),
+            cost_per_conversion=spend / self.conversions if self.conversions else None,
+            roi=(self.revenue * margin - spend) / spend if spend > 0 else None,
+            goal_progress=min(self.achieved / self.spec.goal.target, 1.0),
+            max_contacts_per_customer=int(self.customer_contacts.max(initial=0)),
+            max_cost_per_customer=float(self._customer_spend().max(initial=0.0)),
+            history=list(self.history),
+        )
+
+    def _customer_spend(self) -> FloatArray:
+        if len(self.log) == 0:
+            return np.zeros(0)
+        spent = self.ledger.charged(self.log.decision_id)
+        return np.bincount(self.log.customer, weights=spent, minlength=self.sim.n_customers)

@@ -1,0 +1,68 @@
+"""The campaign specification: what the owner asks for, validated once at the edge."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from simulators.scenario import Scenario
+
+
+class Goal(BaseModel):
+    """A target on a metric: attributed ``conversions`` or attributed ``revenue``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    metric: Literal["conversions", "revenue"] = "conversions"
+    target: Annotated[float, Field(gt=0)]
+
+
+class CampaignSpec(BaseModel):
+    """Goal, cost threshold and limits of one campaign.
+
+    Example:
+        >>> spec = CampaignSpec(goal=Goal(target=2000), budget=10_000)
+        >>> spec.max_iterations
+        30
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    goal: Goal
+    budget: Annotated[float, Field(gt=0, description="Total cost threshold in dollars.")]
+    max_cost_per_customer: Annotated[float, Field(gt=0)] | None = None
+    """Most that may be spent or reserved on one customer over the campaign (dollars)."""
+    allowed_arms: list[str] | None = None
+    """Arm names (``channel/content/offer``) the campaign may send; ``None``: all."""
+    max_iterations: Annotated[int, Field(ge=1, le=10_000)] = 30
+    customers_per_iteration: Annotated[int, Field(ge=1)] = 10_000
+    attribution_window: Annotated[int, Field(ge=0, le=1000)] | None = None
+    """Iterations after a send during which its conversions count and its offer reservation is
+    held; ``None``: the scenario's longest conversion delay."""
+
+    @classmethod
+    def from_scenario(
+        cls,
+        scenario: Scenario,
+        *,
+        goal_metric: Literal["conversions", "revenue"] | None = None,
+        goal_target: float | None = None,
+        budget: float | None = None,
+        max_iterations: int | None = None,
+        customers_per_iteration: int | None = None,
+        max_cost_per_customer: float | None = None,
+        allowed_arms: list[str] | None = None,
+    ) -> CampaignSpec:
+        """The scenario's default campaign with any given field overridden."""
+        d = scenario.default_goal
+        metric = goal_metric or d.metric
+        target = goal_target if goal_target is not None else d.target
+        return cls(
+            goal=Goal(metric=metric, target=target),
+            budget=budget if budget is not None else d.budget,
+            max_iterations=max_iterations or d.max_iterations,
+            customers_per_iteration=customers_per_iteration or d.customers_per_iteration,
+            max_cost_per_customer=max_cost_per_customer,
+            allowed_arms=allowed_arms,
+        )
