@@ -1,0 +1,207 @@
+"""``campaign-opt``: the command line (typer). Every command has ``--help`` and ``--json``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+app = typer.Typer(
+    name="campaign-opt",
+    help="Autonomous campaign optimizer: simulate campaigns, calibrate scenarios, compare policies.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console(stderr=True)
+out = Console()
+
+
+def _fail(message: str) -> typer.Exit:
+    console.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(code=2)
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=float) + "\n")
+
+
+@app.command()
+def scenarios(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """List the built-in scenarios with size, arms, default goal and default budget."""
+    from simulators import build_arms, builtin_scenarios, load_scenario
+
+    rows = []
+    for name in builtin_scenarios():
+        sc = load_scenario(name)
+        arms = build_arms(sc)
+        g = sc.default_goal
+        rows.append(
+            {
+                "name": name,
+                "customers": sc.population.size,
+                "arms": len(arms),
+                "channels": list(sc.channels),
+                "contents": list(sc.contents),
+                "offers": list(sc.offers),
+                "goal_metric": g.metric,
+                "goal_target": g.target,
+                "budget": g.budget,
+                "max_iterations": g.max_iterations,
+                "customers_per_iteration": g.customers_per_iteration,
+                "description": " ".join(sc.description.split()),
+            }
+        )
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table(title="Built-in scenarios")
+    for col in ("name", "customers", "arms", "channels", "default goal", "budget", "iterations"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(
+            r["name"],
+            f"{r['customers']:,}",
+            str(r["arms"]),
+            ", ".join(r["channels"]),
+            f"{r['goal_target']:,.0f} {r['goal_metric']}",
+            f"${r['budget']:,.0f}",
+            f"{r['max_iterations']} x {r['customers_per_iteration']:,}",
+        )
+    out.print(table)
+
+
+def _print_report(report: dict[str, Any]) -> None:
+    def money(x: float | None) -> str:
+        return "-" if x is None else f"${x:,.2f}"
+
+    verdict = "[green]goal reached[/]" if report["goal_reached"] else "[red]goal not reached[/]"
+    out.print(
+        f"[bold]{report['scenario']}[/] / [bold]{report['policy']}[/] (seed {report['seed']}): "
+        f"{verdict}, stopped by {report['stop_reason']} after {report['iterations']} iterations"
+    )
+    t = Table(show_header=False)
+    t.add_column("metric")
+    t.add_column("value", justify="right")
+    target = report["goal_target"]
+    rows = [
+        ("goal", f"{target:,.0f} {report['goal_metric']} ({report['goal_progress']:.0%} reached)"),
+        ("spend / budget", f"{money(report['spend'])} / {money(report['budget'])}"),
+        ("cost to goal", money(report["cost_to_goal"])),
+        ("sends", f"{report['sends']:,}"),
+        ("sends by channel", ", ".join(f"{k} {v:,}" for k, v in report["sends_by_channel"].items())),
+        ("spend by channel", ", ".join(f"{k} {money(v)}" for k, v in report["spend_by_channel"].items())),
+        ("offer cost", ", ".join(f"{k} {money(v)}" for k, v in report["offer_cost_by_offer"].items())),
+        ("delivered", f"{report['delivered']:,} ({report['delivery_rate']:.1%} of sends)"),
+        ("opened", f"{report['opened']:,} ({report['open_rate']:.1%} of delivered)"),
+        ("clicked", f"{report['clicked']:,} ({report['click_rate']:.1%} of opened)"),
+        ("conversions", f"{report['conversions']:,} ({report['conversion_rate']:.2%} of sends)"),
+        ("revenue", money(report["revenue"])),
+        ("unsubscribed", f"{report['unsubscribed']:,}"),
+        ("cost per conversion", money(report["cost_per_conversion"])),
+        ("ROI", "-" if report["roi"] is None else f"{report['roi']:.2f}"),
+    ]
+    for k, v in rows:
+        t.add_row(k, v)
+    out.print(t)
+
+
+@app.command()
+def simulate(
+    scenario: Annotated[str, typer.Option(help="Built-in scenario name or path to a YAML file.")] = "retail",
+    policy: Annotated[str, typer.Option(help="random, fixed:ARM or oracle.")] = "oracle",
+    seed: Annotated[int, typer.Option(help="Root seed: same seed, same campaign.")] = 0,
+    goal_conversions: Annotated[
+        float | None, typer.Option(help="Goal: this many attributed conversions.", min=0)
+    ] = None,
+    goal_revenue: Annotated[float | None, typer.Option(help="Goal: this much attributed revenue.", min=0)] = None,
+    budget: Annotated[float | None, typer.Option(help="Cost threshold in dollars.", min=0)] = None,
+    max_iterations: Annotated[int | None, typer.Option(help="Most iterations to run.", min=1)] = None,
+    customers_per_iteration: Annotated[int | None, typer.Option(help="Candidates per iteration.", min=1)] = None,
+    max_cost_per_customer: Annotated[
+        float | None, typer.Option(help="Most dollars spent or reserved on one customer.", min=0)
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Run one campaign to its stop and print the report."""
+    from pydantic import ValidationError
+
+    from agent import Campaign, CampaignError, CampaignSpec
+    from policies import UnknownPolicy, make_policy
+    from simulators import ScenarioError, Simulator, load_scenario
+
+    if goal_conversions is not None and goal_revenue is not None:
+        raise _fail("give at most one of --goal-conversions and --goal-revenue")
+    try:
+        sc = load_scenario(scenario)
+        spec = CampaignSpec.from_scenario(
+            sc,
+            goal_metric="revenue" if goal_revenue is not None else ("conversions" if goal_conversions is not None else None),
+            goal_target=goal_revenue if goal_revenue is not None else goal_conversions,
+            budget=budget,
+            max_iterations=max_iterations,
+            customers_per_iteration=customers_per_iteration,
+            max_cost_per_customer=max_cost_per_customer,
+        )
+        sim = Simulator(sc)
+        pol = make_policy(policy, sim, seed=seed)
+        campaign = Campaign(spec, sim, pol, seed=seed, scenario_name=sc.name)
+    except (ScenarioError, UnknownPolicy, CampaignError) as err:
+        raise _fail(str(err)) from None
+    except ValidationError as err:
+        raise _fail("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())) from None
+
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("goal {task.fields[goal]:.0%}  spend ${task.fields[spend]:,.0f}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, transient=True, disable=as_json or not console.is_terminal) as bar:
+        task = bar.add_task(f"{sc.name}/{policy}", total=spec.max_iterations, goal=0.0, spend=0.0)
+        report = campaign.run(
+            on_iteration=lambda r: bar.update(task, advance=1, goal=r.goal_progress, spend=r.spend_total)
+        )
+    data = report.to_dict()
+    if as_json:
+        _print_json(data)
+    else:
+        _print_report(data)
+
+
+@app.command()
+def calibration(
+    scenario: Annotated[str, typer.Argument(help="Calibrated scenario: hillstrom.")] = "hillstrom",
+    data: Annotated[Path, typer.Option(help="Path to hillstrom.csv.")] = Path("../shared/data/hillstrom.csv"),
+    seeds: Annotated[int, typer.Option(help="Simulator seeds to average over.", min=1)] = 3,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Print the calibration table: real data beside the simulator, per arm and customer group."""
+    if scenario != "hillstrom":
+        raise _fail(f"no calibration for scenario {scenario!r}; calibrated scenarios: ['hillstrom']")
+    if not data.is_file():
+        raise _fail(f"data file {str(data)!r} not found; pass --data PATH to hillstrom.csv")
+    from simulators.calibration import calibration_report, format_calibration
+
+    rep = calibration_report(data, seeds=tuple(range(seeds)))
+    if as_json:
+        _print_json(rep.to_dict())
+    else:
+        out.print(format_calibration(rep), highlight=False)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

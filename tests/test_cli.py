@@ -1,0 +1,64 @@
+"""The command line, end to end through typer's runner."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from experiments.cli import app
+
+runner = CliRunner()
+
+
+def test_scenarios_json_lists_builtins() -> None:
+    res = runner.invoke(app, ["scenarios", "--json"])
+    assert res.exit_code == 0, res.output
+    rows = json.loads(res.stdout)
+    names = {r["name"] for r in rows}
+    assert "retail" in names
+    retail = next(r for r in rows if r["name"] == "retail")
+    assert retail["customers"] >= 50_000 and retail["arms"] == 37 and retail["budget"] > 0
+
+
+def test_simulate_json_report() -> None:
+    res = runner.invoke(
+        app,
+        ["simulate", "--scenario", "retail", "--policy", "fixed:email/bestsellers/none", "--seed", "1",
+         "--goal-conversions", "30", "--budget", "20", "--max-iterations", "4", "--customers-per-iteration", "2000", "--json"],
+    )
+    assert res.exit_code == 0, res.output
+    rep = json.loads(res.stdout)
+    for key in ("goal_reached", "stop_reason", "spend", "budget", "conversions", "revenue", "iterations",
+                "cost_per_conversion", "roi", "history"):
+        assert key in rep
+    assert rep["budget"] == 20 and rep["spend"] <= 20
+    assert len(rep["history"]) == rep["iterations"] <= 4
+
+
+def test_simulate_human_output_and_yaml_path(tmp_path: Path) -> None:
+    from importlib import resources
+
+    src = resources.files("simulators") / "scenarios" / "retail.yaml"
+    path = tmp_path / "mine.yaml"
+    path.write_text(src.read_text().replace("size: 60000", "size: 3000"))
+    res = runner.invoke(app, ["simulate", "--scenario", str(path), "--policy", "random", "--max-iterations", "2",
+                              "--customers-per-iteration", "500"])
+    assert res.exit_code == 0, res.output
+    assert "spend / budget" in res.stdout and "stopped by" in res.stdout
+
+
+def test_bad_input_is_a_clear_error(tmp_path: Path) -> None:
+    res = runner.invoke(app, ["simulate", "--policy", "nope"])
+    assert res.exit_code == 2 and "unknown policy" in res.output
+    res = runner.invoke(app, ["simulate", "--scenario", "atlantis"])
+    assert res.exit_code == 2 and "built-in scenarios" in res.output
+    res = runner.invoke(app, ["simulate", "--goal-conversions", "3", "--goal-revenue", "4"])
+    assert res.exit_code == 2 and "at most one" in res.output
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\npopulation: {sise: 3}\n")
+    res = runner.invoke(app, ["simulate", "--scenario", str(bad)])
+    assert res.exit_code == 2 and "population.sise" in res.output
+    res = runner.invoke(app, ["calibration", "hillstrom", "--data", str(tmp_path / "missing.csv")])
+    assert res.exit_code == 2 and "not found" in res.output
