@@ -6,7 +6,7 @@ Example:
     10.0
 """
 
-from agent.ledger import BudgetLedger, InsufficientBudget, LedgerError
+from agent.ledger import BudgetLedger, InsufficientBudgetError, LedgerError
 from agent.loop import Campaign, CampaignError
 from agent.report import CampaignReport, DecisionLog, IterationRecord
 from agent.spec import CampaignSpec, Goal
@@ -19,7 +19,7 @@ __all__ = [
     "CampaignSpec",
     "DecisionLog",
     "Goal",
-    "InsufficientBudget",
+    "InsufficientBudgetError",
     "IterationRecord",
     "LedgerError",
 ]

@@ -28,7 +28,7 @@ class LedgerError(RuntimeError):
     """An operation that would break the ledger's invariants (nothing was changed)."""
 
 
-class InsufficientBudget(LedgerError):
+class InsufficientBudgetError(LedgerError):
     """A reservation larger than the available budget (nothing was reserved)."""
 
 
@@ -114,12 +114,12 @@ class BudgetLedger:
             ``(n,)`` reservation ids.
 
         Raises:
-            InsufficientBudget: the total exceeds :attr:`available`; nothing is reserved.
+            InsufficientBudgetError: the total exceeds :attr:`available`; nothing is reserved.
         """
         m = to_micros(amounts, round_up=True).reshape(-1)
         total = int(m.sum())
         if total > self._budget - self._spent - self._reserved:
-            raise InsufficientBudget(
+            raise InsufficientBudgetError(
                 f"cannot reserve ${total / MICROS_PER_DOLLAR:,.6f}: "
                 f"only ${self.available:,.6f} of ${self.budget:,.2f} is available"
             )

@@ -57,9 +57,7 @@ class Campaign:
         self.sim = simulator
         self.policy = policy
         self.seed = seed
-        self.scenario_name = scenario_name or str(
-            getattr(getattr(simulator, "scenario", None), "name", "")
-        )
+        self.scenario_name = scenario_name or str(getattr(getattr(simulator, "scenario", None), "name", ""))
         sim_seq, loop_seq = np.random.SeedSequence(seed).spawn(2)
         self.sim.reset(seed=int(sim_seq.generate_state(1)[0]))
         self.rng = np.random.default_rng(loop_seq)
@@ -207,7 +205,9 @@ class Campaign:
         dec = self.policy.act(ctx)
         chosen = np.asarray(dec.arms, dtype=np.int64)
         if chosen.shape != customers.shape:
-            raise CampaignError(f"policy {self.policy.name} returned {chosen.shape} arms for {customers.shape} customers")
+            raise CampaignError(
+                f"policy {self.policy.name} returned {chosen.shape} arms for {customers.shape} customers"
+            )
         # The loop enforces reachability, allowed arms and caps whatever the policy asked for.
         valid = (chosen >= 0) & (chosen < len(arms))
         chosen = np.where(valid, chosen, NO_CONTACT)
@@ -243,7 +243,9 @@ class Campaign:
         got_later = self._ingest(later)
         self._expire()
         self.iterations += 1
-        sent = Decisions(arms=chosen, pscores=np.asarray(dec.pscores, dtype=np.float64), priority=dec.priority)
+        sent = Decisions(
+            arms=chosen, pscores=np.asarray(dec.pscores, dtype=np.float64), priority=dec.priority
+        )
         self.policy.update(ctx, sent, EventBatch.concat([events, later]))
         if self.cost_to_goal is None and self.goal_reached:
             self.cost_to_goal = self.ledger.spent
@@ -304,7 +306,11 @@ class Campaign:
         def rate(a: float, b: float) -> float:
             return float(a / b) if b else 0.0
 
-        by_channel = np.bincount(arms.channel[self.log.arm], minlength=self._n_channels) if sends else np.zeros(self._n_channels, np.int64)
+        by_channel = (
+            np.bincount(arms.channel[self.log.arm], minlength=self._n_channels)
+            if sends
+            else np.zeros(self._n_channels, np.int64)
+        )
         channel_spend: FloatArray = self.spend_by_channel
         return CampaignReport(
             scenario=self.scenario_name,
@@ -321,8 +327,12 @@ class Campaign:
             iterations=self.iterations,
             sends=sends,
             sends_by_channel={n: int(k) for n, k in zip(arms.channel_names, by_channel, strict=True)},
-            spend_by_channel={n: round(float(v), 6) for n, v in zip(arms.channel_names, channel_spend, strict=True)},
-            offer_cost_by_offer={n: round(float(v), 6) for n, v in zip(arms.offer_names, self.offer_cost_by_offer, strict=True)},
+            spend_by_channel={
+                n: round(float(v), 6) for n, v in zip(arms.channel_names, channel_spend, strict=True)
+            },
+            offer_cost_by_offer={
+                n: round(float(v), 6) for n, v in zip(arms.offer_names, self.offer_cost_by_offer, strict=True)
+            },
             delivered=f["delivered"],
             opened=f["opened"],
             clicked=f["clicked"],
@@ -343,6 +353,7 @@ class Campaign:
 
     def _customer_spend(self) -> FloatArray:
         if len(self.log) == 0:
-            return np.zeros(0)
+            return np.zeros(0, dtype=np.float64)
         spent = self.ledger.charged(self.log.decision_id)
-        return np.bincount(self.log.customer, weights=spent, minlength=self.sim.n_customers)
+        out = np.bincount(self.log.customer, weights=spent, minlength=self.sim.n_customers)
+        return out.astype(np.float64)

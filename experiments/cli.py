@@ -38,7 +38,7 @@ def scenarios(
     """List the built-in scenarios with size, arms, default goal and default budget."""
     from simulators import build_arms, builtin_scenarios, load_scenario
 
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name in builtin_scenarios():
         sc = load_scenario(name)
         arms = build_arms(sc)
@@ -96,9 +96,18 @@ def _print_report(report: dict[str, Any]) -> None:
         ("spend / budget", f"{money(report['spend'])} / {money(report['budget'])}"),
         ("cost to goal", money(report["cost_to_goal"])),
         ("sends", f"{report['sends']:,}"),
-        ("sends by channel", ", ".join(f"{k} {v:,}" for k, v in report["sends_by_channel"].items())),
-        ("spend by channel", ", ".join(f"{k} {money(v)}" for k, v in report["spend_by_channel"].items())),
-        ("offer cost", ", ".join(f"{k} {money(v)}" for k, v in report["offer_cost_by_offer"].items())),
+        (
+            "sends by channel",
+            ", ".join(f"{k} {v:,}" for k, v in report["sends_by_channel"].items()),
+        ),
+        (
+            "spend by channel",
+            ", ".join(f"{k} {money(v)}" for k, v in report["spend_by_channel"].items()),
+        ),
+        (
+            "offer cost",
+            ", ".join(f"{k} {money(v)}" for k, v in report["offer_cost_by_offer"].items()),
+        ),
         ("delivered", f"{report['delivered']:,} ({report['delivery_rate']:.1%} of sends)"),
         ("opened", f"{report['opened']:,} ({report['open_rate']:.1%} of delivered)"),
         ("clicked", f"{report['clicked']:,} ({report['click_rate']:.1%} of opened)"),
@@ -121,10 +130,14 @@ def simulate(
     goal_conversions: Annotated[
         float | None, typer.Option(help="Goal: this many attributed conversions.", min=0)
     ] = None,
-    goal_revenue: Annotated[float | None, typer.Option(help="Goal: this much attributed revenue.", min=0)] = None,
+    goal_revenue: Annotated[
+        float | None, typer.Option(help="Goal: this much attributed revenue.", min=0)
+    ] = None,
     budget: Annotated[float | None, typer.Option(help="Cost threshold in dollars.", min=0)] = None,
     max_iterations: Annotated[int | None, typer.Option(help="Most iterations to run.", min=1)] = None,
-    customers_per_iteration: Annotated[int | None, typer.Option(help="Candidates per iteration.", min=1)] = None,
+    customers_per_iteration: Annotated[
+        int | None, typer.Option(help="Candidates per iteration.", min=1)
+    ] = None,
     max_cost_per_customer: Annotated[
         float | None, typer.Option(help="Most dollars spent or reserved on one customer.", min=0)
     ] = None,
@@ -134,7 +147,7 @@ def simulate(
     from pydantic import ValidationError
 
     from agent import Campaign, CampaignError, CampaignSpec
-    from policies import UnknownPolicy, make_policy
+    from policies import UnknownPolicyError, make_policy
     from simulators import ScenarioError, Simulator, load_scenario
 
     if goal_conversions is not None and goal_revenue is not None:
@@ -143,7 +156,9 @@ def simulate(
         sc = load_scenario(scenario)
         spec = CampaignSpec.from_scenario(
             sc,
-            goal_metric="revenue" if goal_revenue is not None else ("conversions" if goal_conversions is not None else None),
+            goal_metric="revenue"
+            if goal_revenue is not None
+            else ("conversions" if goal_conversions is not None else None),
             goal_target=goal_revenue if goal_revenue is not None else goal_conversions,
             budget=budget,
             max_iterations=max_iterations,
@@ -153,7 +168,7 @@ def simulate(
         sim = Simulator(sc)
         pol = make_policy(policy, sim, seed=seed)
         campaign = Campaign(spec, sim, pol, seed=seed, scenario_name=sc.name)
-    except (ScenarioError, UnknownPolicy, CampaignError) as err:
+    except (ScenarioError, UnknownPolicyError, CampaignError) as err:
         raise _fail(str(err)) from None
     except ValidationError as err:
         raise _fail("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())) from None
@@ -165,7 +180,9 @@ def simulate(
         TextColumn("goal {task.fields[goal]:.0%}  spend ${task.fields[spend]:,.0f}"),
         TimeElapsedColumn(),
     )
-    with Progress(*columns, console=console, transient=True, disable=as_json or not console.is_terminal) as bar:
+    with Progress(
+        *columns, console=console, transient=True, disable=as_json or not console.is_terminal
+    ) as bar:
         task = bar.add_task(f"{sc.name}/{policy}", total=spec.max_iterations, goal=0.0, spend=0.0)
         report = campaign.run(
             on_iteration=lambda r: bar.update(task, advance=1, goal=r.goal_progress, spend=r.spend_total)

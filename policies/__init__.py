@@ -2,7 +2,7 @@
 
 from policies.base import DecisionContext, Decisions, Policy
 from policies.baselines import FixedPolicy, OraclePolicy, RandomPolicy
-from policies.registry import POLICY_NAMES, UnknownPolicy, load_policy, make_policy
+from policies.registry import POLICY_NAMES, UnknownPolicyError, load_policy, make_policy
 
 __all__ = [
     "POLICY_NAMES",
@@ -12,7 +12,7 @@ __all__ = [
     "OraclePolicy",
     "Policy",
     "RandomPolicy",
-    "UnknownPolicy",
+    "UnknownPolicyError",
     "load_policy",
     "make_policy",
 ]

@@ -104,7 +104,7 @@ class Policy(ABC):
         """Learned state (JSON-ready); baselines have none."""
         return {}
 
-    def _restore(self, state: dict[str, Any]) -> None:
+    def _restore(self, state: dict[str, Any]) -> None:  # noqa: B027 (optional hook)
         """Inverse of :meth:`_state`."""
 
     def save(self, path: str | Path) -> Path:

@@ -66,9 +66,7 @@ class OraclePolicy(Policy):
 
     name: ClassVar[str] = "oracle"
 
-    def __init__(
-        self, simulator: CustomerSimulator, pace: float = 1.1, seed: int | None = None
-    ) -> None:
+    def __init__(self, simulator: CustomerSimulator, pace: float = 1.1, seed: int | None = None) -> None:
         super().__init__(seed)
         self.simulator = simulator
         self.pace = pace

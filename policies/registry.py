@@ -12,7 +12,7 @@ POLICY_NAMES: tuple[str, ...] = ("random", "fixed:ARM", "oracle")
 """Names accepted by :func:`make_policy` (``ARM`` is an arm name or index)."""
 
 
-class UnknownPolicy(ValueError):
+class UnknownPolicyError(ValueError):
     """A policy name that is not known; the message lists the known names."""
 
 
@@ -26,7 +26,7 @@ def make_policy(name: str, simulator: CustomerSimulator, seed: int | None = None
         seed: the policy's own seed.
 
     Raises:
-        UnknownPolicy: unknown name or arm.
+        UnknownPolicyError: unknown name or arm.
     """
     if name == "random":
         return RandomPolicy(seed=seed)
@@ -37,9 +37,9 @@ def make_policy(name: str, simulator: CustomerSimulator, seed: int | None = None
         try:
             simulator.arms.index(arm)
         except ValueError as err:
-            raise UnknownPolicy(str(err)) from None
+            raise UnknownPolicyError(str(err)) from None
         return FixedPolicy(int(arm) if arm.isdigit() else arm, seed=seed)
-    raise UnknownPolicy(f"unknown policy {name!r}; known: {list(POLICY_NAMES)}")
+    raise UnknownPolicyError(f"unknown policy {name!r}; known: {list(POLICY_NAMES)}")
 
 
 def load_policy(path: str | Path, simulator: CustomerSimulator) -> Policy:
@@ -50,7 +50,7 @@ def load_policy(path: str | Path, simulator: CustomerSimulator) -> Policy:
     classes: dict[str, type[Policy]] = {c.name: c for c in (RandomPolicy, FixedPolicy, OraclePolicy)}
     name = doc.get("policy")
     if name not in classes:
-        raise UnknownPolicy(f"{path} holds an unknown policy {name!r}; known: {sorted(classes)}")
+        raise UnknownPolicyError(f"{path} holds an unknown policy {name!r}; known: {sorted(classes)}")
     if name == "oracle":
         return OraclePolicy.load(path, simulator=simulator)
     return classes[name].load(path)

@@ -294,9 +294,8 @@ class Scenario(_Strict):
                 parts = arm.split("/")
                 if len(parts) != 3:
                     raise ValueError(f"arm {arm!r} must be written 'channel/content/offer'")
-                for part, table, kind in zip(
-                    parts, (self.channels, self.contents, self.offers), ("channel", "content", "offer"), strict=True
-                ):
+                tables = (set(self.channels), set(self.contents), set(self.offers))
+                for part, table, kind in zip(parts, tables, ("channel", "content", "offer"), strict=True):
                     if part not in table:
                         raise ValueError(
                             f"arm {arm!r}: unknown {kind} {part!r}; allowed: {sorted(table)}"

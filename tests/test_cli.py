@@ -25,13 +25,39 @@ def test_scenarios_json_lists_builtins() -> None:
 def test_simulate_json_report() -> None:
     res = runner.invoke(
         app,
-        ["simulate", "--scenario", "retail", "--policy", "fixed:email/bestsellers/none", "--seed", "1",
-         "--goal-conversions", "30", "--budget", "20", "--max-iterations", "4", "--customers-per-iteration", "2000", "--json"],
+        [
+            "simulate",
+            "--scenario",
+            "retail",
+            "--policy",
+            "fixed:email/bestsellers/none",
+            "--seed",
+            "1",
+            "--goal-conversions",
+            "30",
+            "--budget",
+            "20",
+            "--max-iterations",
+            "4",
+            "--customers-per-iteration",
+            "2000",
+            "--json",
+        ],
     )
     assert res.exit_code == 0, res.output
     rep = json.loads(res.stdout)
-    for key in ("goal_reached", "stop_reason", "spend", "budget", "conversions", "revenue", "iterations",
-                "cost_per_conversion", "roi", "history"):
+    for key in (
+        "goal_reached",
+        "stop_reason",
+        "spend",
+        "budget",
+        "conversions",
+        "revenue",
+        "iterations",
+        "cost_per_conversion",
+        "roi",
+        "history",
+    ):
         assert key in rep
     assert rep["budget"] == 20 and rep["spend"] <= 20
     assert len(rep["history"]) == rep["iterations"] <= 4
@@ -43,8 +69,20 @@ def test_simulate_human_output_and_yaml_path(tmp_path: Path) -> None:
     src = resources.files("simulators") / "scenarios" / "retail.yaml"
     path = tmp_path / "mine.yaml"
     path.write_text(src.read_text().replace("size: 60000", "size: 3000"))
-    res = runner.invoke(app, ["simulate", "--scenario", str(path), "--policy", "random", "--max-iterations", "2",
-                              "--customers-per-iteration", "500"])
+    res = runner.invoke(
+        app,
+        [
+            "simulate",
+            "--scenario",
+            str(path),
+            "--policy",
+            "random",
+            "--max-iterations",
+            "2",
+            "--customers-per-iteration",
+            "500",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "spend / budget" in res.stdout and "stopped by" in res.stdout
 

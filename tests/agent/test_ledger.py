@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.ledger import MICROS_PER_DOLLAR, BudgetLedger, InsufficientBudget, LedgerError
+from agent.ledger import MICROS_PER_DOLLAR, BudgetLedger, InsufficientBudgetError, LedgerError
 
 
 def _invariants(ledger: BudgetLedger) -> None:
@@ -49,7 +49,12 @@ def test_random_operations_never_overspend(budget: float, ops: list) -> None:
                 ledger.set_budget(amounts[0] * 4)
         except LedgerError:
             # A refused operation changes nothing.
-            assert before == (ledger._spent, ledger._reserved, ledger._budget, ledger.n_reservations)
+            assert before == (
+                ledger._spent,
+                ledger._reserved,
+                ledger._budget,
+                ledger.n_reservations,
+            )
         _invariants(ledger)
     # Every closed reservation is closed exactly once: releasing again is refused.
     for i in closed:
@@ -59,7 +64,7 @@ def test_random_operations_never_overspend(budget: float, ops: list) -> None:
 
 def test_reserve_is_all_or_nothing() -> None:
     ledger = BudgetLedger(1.0)
-    with pytest.raises(InsufficientBudget, match="only"):
+    with pytest.raises(InsufficientBudgetError, match="only"):
         ledger.reserve([0.6, 0.6])
     assert ledger.n_reservations == 0 and ledger.available == 1.0
     ids = ledger.reserve([0.6, 0.4])

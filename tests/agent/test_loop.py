@@ -17,7 +17,12 @@ def retail():  # type: ignore[no-untyped-def]
 
 def _run(scenario, policy: str, seed: int, n: int = 4000, **spec_kw):  # type: ignore[no-untyped-def]
     sim = Simulator(scenario, n_customers=n)
-    kw = {"goal": Goal(target=150), "budget": 60.0, "customers_per_iteration": 1000, "max_iterations": 12}
+    kw = {
+        "goal": Goal(target=150),
+        "budget": 60.0,
+        "customers_per_iteration": 1000,
+        "max_iterations": 12,
+    }
     kw.update(spec_kw)
     spec = CampaignSpec(**kw)
     return Campaign(spec, sim, make_policy(policy, sim, seed=seed), seed=seed).run()
@@ -31,7 +36,9 @@ def test_same_seed_same_campaign(retail) -> None:  # type: ignore[no-untyped-def
     assert a != c
 
 
-@pytest.mark.parametrize("policy", ["random", "oracle", "fixed:mail/bestsellers/pct25", "fixed:sms/new_arrivals/pct10"])
+@pytest.mark.parametrize(
+    "policy", ["random", "oracle", "fixed:mail/bestsellers/pct25", "fixed:sms/new_arrivals/pct10"]
+)
 @pytest.mark.parametrize("seed", [0, 1])
 def test_never_spends_more_than_budget(retail, policy: str, seed: int) -> None:  # type: ignore[no-untyped-def]
     budget = 25.0
@@ -65,19 +72,36 @@ def test_allowed_arms_are_enforced(retail) -> None:  # type: ignore[no-untyped-d
     assert rep.offer_cost_by_offer["pct25"] == 0
     sim = Simulator(retail, n_customers=100)
     with pytest.raises(CampaignError, match="unknown arm"):
-        Campaign(CampaignSpec(goal=Goal(target=1), budget=1, allowed_arms=["email/nope/none"]), sim, make_policy("random", sim))
+        Campaign(
+            CampaignSpec(goal=Goal(target=1), budget=1, allowed_arms=["email/nope/none"]),
+            sim,
+            make_policy("random", sim),
+        )
 
 
 def test_report_is_consistent(retail) -> None:  # type: ignore[no-untyped-def]
     rep = _run(retail, "oracle", seed=2)
     assert rep.sends == sum(rep.sends_by_channel.values()) == sum(r.sends for r in rep.history)
-    assert rep.spend == pytest.approx(sum(rep.spend_by_channel.values()) + sum(rep.offer_cost_by_offer.values()))
+    assert rep.spend == pytest.approx(
+        sum(rep.spend_by_channel.values()) + sum(rep.offer_cost_by_offer.values())
+    )
     assert rep.conversions >= sum(r.conversions for r in rep.history)  # drain may add more
     assert rep.delivered <= rep.sends and rep.opened <= rep.delivered and rep.clicked <= rep.opened
     if rep.conversions:
         assert rep.cost_per_conversion == pytest.approx(rep.spend / rep.conversions)
     d = rep.to_dict()
-    for key in ("goal_reached", "stop_reason", "spend", "budget", "conversions", "revenue", "iterations", "cost_per_conversion", "roi", "history"):
+    for key in (
+        "goal_reached",
+        "stop_reason",
+        "spend",
+        "budget",
+        "conversions",
+        "revenue",
+        "iterations",
+        "cost_per_conversion",
+        "roi",
+        "history",
+    ):
         assert key in d
 
 

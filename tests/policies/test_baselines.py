@@ -7,7 +7,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from policies import DecisionContext, FixedPolicy, OraclePolicy, RandomPolicy, UnknownPolicy, load_policy, make_policy
+from policies import (
+    DecisionContext,
+    FixedPolicy,
+    OraclePolicy,
+    RandomPolicy,
+    UnknownPolicyError,
+    load_policy,
+    make_policy,
+)
 from simulators import Simulator, load_scenario
 
 
@@ -21,14 +29,28 @@ def sim() -> Simulator:
 def _ctx(sim: Simulator, n: int = 3000, budget: float = 1e9, remaining: float = 50.0) -> DecisionContext:
     c = np.arange(n)
     return DecisionContext(
-        customers=c, features=sim.features(c), mask=sim.arm_mask(c), arms=sim.arms, iteration=0,
-        iterations_left=5, budget_available=budget, goal_metric="conversions", goal_remaining=remaining,
+        customers=c,
+        features=sim.features(c),
+        mask=sim.arm_mask(c),
+        arms=sim.arms,
+        iteration=0,
+        iterations_left=5,
+        budget_available=budget,
+        goal_metric="conversions",
+        goal_remaining=remaining,
     )
 
 
 def test_random_propensities_match_frequencies(sim: Simulator) -> None:
     ctx = _ctx(sim, n=1)
-    ctx = DecisionContext(**{**ctx.__dict__, "customers": np.zeros(20000, np.int64), "mask": np.repeat(ctx.mask, 20000, 0), "features": np.repeat(ctx.features, 20000, 0)})
+    ctx = DecisionContext(
+        **{
+            **ctx.__dict__,
+            "customers": np.zeros(20000, np.int64),
+            "mask": np.repeat(ctx.mask, 20000, 0),
+            "features": np.repeat(ctx.features, 20000, 0),
+        }
+    )
     dec = RandomPolicy(seed=0).act(ctx)
     allowed = int(ctx.mask[0].sum())
     assert np.allclose(dec.pscores, 1 / allowed)
@@ -74,7 +96,7 @@ def test_save_load_round_trip(sim: Simulator, name: str, tmp_path: Path) -> None
 
 
 def test_unknown_names(sim: Simulator) -> None:
-    with pytest.raises(UnknownPolicy, match="known"):
+    with pytest.raises(UnknownPolicyError, match="known"):
         make_policy("nope", sim)
-    with pytest.raises(UnknownPolicy, match="unknown arm"):
+    with pytest.raises(UnknownPolicyError, match="unknown arm"):
         make_policy("fixed:carrier-pigeon", sim)
