@@ -23,7 +23,7 @@ import numpy as np
 from agent.ledger import BudgetLedger
 from agent.report import CampaignReport, DecisionLog, IterationRecord
 from agent.spec import CampaignSpec
-from policies.base import DecisionContext, Decisions, Policy
+from policies.base import DecisionContext, Decisions, Feedback, Policy
 from simulators.types import NO_CONTACT, CustomerSimulator, EventBatch, EventKind, FloatArray
 
 IterationCallback = Callable[[IterationRecord], None]
@@ -246,7 +246,9 @@ class Campaign:
         sent = Decisions(
             arms=chosen, pscores=np.asarray(dec.pscores, dtype=np.float64), priority=dec.priority
         )
-        self.policy.update(ctx, sent, EventBatch.concat([events, later]))
+        decision_ids = np.full(n_cand, -1, dtype=np.int64)
+        decision_ids[contact] = ids
+        self.policy.update(Feedback(ctx, sent, decision_ids, EventBatch.concat([events, later])))
         if self.cost_to_goal is None and self.goal_reached:
             self.cost_to_goal = self.ledger.spent
         by_channel = np.bincount(arms.channel[a], minlength=self._n_channels)

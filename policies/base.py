@@ -68,6 +68,25 @@ class Decisions:
     priority: FloatArray | None = None
 
 
+@dataclass(frozen=True)
+class Feedback:
+    """What the loop tells a policy after an iteration.
+
+    Attributes:
+        ctx: the context the decisions were made in.
+        decisions: what was actually done per candidate, after the loop's overrides
+            (``arms`` is 0 where the loop dropped a contact for budget, caps or reachability).
+        decision_ids: ``(n,)`` decision id per candidate, -1 where nothing was sent.
+        events: events observed in this iteration, for this and earlier decisions;
+            ``decision_id == -1`` marks organic conversions of uncontacted customers.
+    """
+
+    ctx: DecisionContext
+    decisions: Decisions
+    decision_ids: IntArray
+    events: EventBatch
+
+
 class Policy(ABC):
     """Base class of every decision policy.
 
@@ -86,14 +105,11 @@ class Policy(ABC):
     def act(self, ctx: DecisionContext) -> Decisions:
         """Choose one arm per candidate, with its propensity."""
 
-    def update(self, ctx: DecisionContext, decisions: Decisions, events: EventBatch) -> None:  # noqa: B027
-        """Learn from this iteration's decisions and every event observed since the last call.
+    def update(self, feedback: Feedback) -> None:  # noqa: B027 (baselines do not learn)
+        """Learn from one iteration: its decisions and every event observed during it.
 
-        Args:
-            ctx: the context the decisions were made in.
-            decisions: what was actually sent (after the loop's overrides).
-            events: events observed in this iteration, for this and earlier decisions
-                (``events.decision_id`` refers to decision ids from :meth:`observe_ids`).
+        Events may answer decisions of earlier iterations (delayed conversions): a learning
+        policy keeps what it needs per decision id and joins on ``events.decision_id``.
         """
 
     def config(self) -> dict[str, Any]:
