@@ -201,6 +201,7 @@ class Campaign:
             budget_available=self.ledger.available,
             goal_metric=spec.goal.metric,
             goal_remaining=max(target - self.achieved, 0.0),
+            attribution_window=self.window,
         )
         dec = self.policy.act(ctx)
         chosen = np.asarray(dec.arms, dtype=np.int64)

@@ -36,6 +36,8 @@ class DecisionContext:
         budget_available: dollars the loop can still reserve.
         goal_metric: what the campaign counts toward its goal.
         goal_remaining: goal amount still to reach (observed, may lag delayed conversions).
+        attribution_window: iterations after a send during which its conversion may still
+            arrive; a decision with no conversion after that counts as a non-conversion.
     """
 
     customers: IntArray
@@ -47,6 +49,7 @@ class DecisionContext:
     budget_available: float
     goal_metric: GoalMetric
     goal_remaining: float
+    attribution_window: int = 0
 
     def __len__(self) -> int:
         return int(self.customers.shape[0])
