@@ -215,6 +215,67 @@ def calibration(
         out.print(format_calibration(rep), highlight=False)
 
 
+@app.command()
+def benchmark(
+    scenarios: Annotated[str, typer.Option(help="Comma-separated scenario names or YAML paths.")] = "retail",
+    policies: Annotated[str, typer.Option(help="Comma-separated policy names.")] = "oracle,random",
+    seeds: Annotated[int, typer.Option(help="Seeds per scenario and policy.", min=1)] = 3,
+    policy_path: Annotated[
+        Path | None, typer.Option(help="A saved policy folder, benchmarked under the name 'path'.")
+    ] = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for JSON, markdown and plot.")] = Path(
+        "runs/benchmark"
+    ),
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Compare policies: median and IQR of cost to goal, goal-reached rate, ratio to the oracle."""
+    from experiments.benchmark import run_benchmark, to_markdown, write_outputs
+    from policies import UnknownPolicyError, make_policy
+    from simulators import ScenarioError, Simulator, load_scenario
+
+    scenario_list = [s.strip() for s in scenarios.split(",") if s.strip()]
+    policy_list = [p.strip() for p in policies.split(",") if p.strip()]
+    if policy_path is not None and "path" not in policy_list:
+        policy_list.append("path")
+    if not scenario_list or not policy_list:
+        raise _fail("give at least one scenario and one policy")
+    try:  # validate every name before the first (long) run
+        for name in scenario_list:
+            sim = Simulator(load_scenario(name), n_customers=1)
+            for pol in policy_list:
+                if pol != "path":
+                    make_policy(pol, sim)
+    except (ScenarioError, UnknownPolicyError) as err:
+        raise _fail(str(err)) from None
+    if policy_path is not None and not (policy_path / "policy.json").is_file():
+        raise _fail(f"no saved policy in {str(policy_path)!r} (expected policy.json)")
+    total = len(scenario_list) * len(policy_list) * seeds
+    with Progress(
+        TextColumn("[bold]benchmark"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[last]}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=as_json or not console.is_terminal,
+    ) as bar:
+        task = bar.add_task("runs", total=total, last="")
+        result = run_benchmark(
+            scenario_list,
+            policy_list,
+            seeds,
+            policy_path=policy_path,
+            on_run=lambda r: bar.update(task, advance=1, last=f"{r.scenario}/{r.policy} seed {r.seed}"),
+        )
+    paths = write_outputs(result, out_dir)
+    if as_json:
+        _print_json(result.to_dict())
+    else:
+        out.print(to_markdown(result), highlight=False)
+        console.print(f"wrote {paths['json']}, {paths['markdown']} and {paths['plot']}")
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

@@ -100,3 +100,40 @@ def test_bad_input_is_a_clear_error(tmp_path: Path) -> None:
     assert res.exit_code == 2 and "population.sise" in res.output
     res = runner.invoke(app, ["calibration", "hillstrom", "--data", str(tmp_path / "missing.csv")])
     assert res.exit_code == 2 and "not found" in res.output
+
+
+def test_benchmark_end_to_end_on_a_tiny_scenario(tmp_path: Path) -> None:
+    from importlib import resources
+
+    text = (resources.files("simulators") / "scenarios" / "retail.yaml").read_text()
+    text = text.replace("size: 60000", "size: 2000").replace("target: 2000", "target: 40")
+    text = text.replace("budget: 10000", "budget: 200").replace(
+        "customers_per_iteration: 12000", "customers_per_iteration: 1000"
+    )
+    path = tmp_path / "tiny.yaml"
+    path.write_text(text)
+    out = tmp_path / "out"
+    res = runner.invoke(
+        app,
+        [
+            "benchmark",
+            "--scenarios",
+            str(path),
+            "--policies",
+            "oracle,random",
+            "--seeds",
+            "2",
+            "--out",
+            str(out),
+            "--json",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    rows = {r["policy"]: r for r in data["rows"]}
+    assert rows["oracle"]["runs"] == 2 and rows["oracle"]["ratio_to_oracle"] == 1.0
+    assert len(data["runs"]) == 4
+    assert (out / "benchmark.json").is_file() and (out / "benchmark.md").read_text().startswith("| scenario")
+    assert (out / "benchmark.png").stat().st_size > 1000
+    res = runner.invoke(app, ["benchmark", "--policies", "oracle,nope"])
+    assert res.exit_code == 2 and "unknown policy" in res.output

@@ -1,0 +1,234 @@
+"""The policy benchmark: cost to reach the goal, per scenario and policy, over seeds.
+
+For each scenario and policy, every seed runs one full campaign on the scenario's default goal and
+budget. A run that reaches its goal has a **cost to goal** (spend at the end of the iteration in
+which the goal was reached); a run that does not is counted as failed and reported separately.
+The **ratio to the oracle** is a policy's median cost to goal over the oracle's.
+
+Example:
+    >>> from experiments.benchmark import run_benchmark
+    >>> result = run_benchmark(["retail"], ["oracle"], seeds=1)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agent import Campaign, CampaignReport, CampaignSpec
+from policies import load_policy, make_policy
+from simulators import Simulator, load_scenario
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """One campaign of the benchmark."""
+
+    scenario: str
+    policy: str
+    seed: int
+    goal_reached: bool
+    cost_to_goal: float | None
+    spend: float
+    conversions: int
+    revenue: float
+    iterations: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class BenchmarkRow:
+    """Aggregate of one (scenario, policy) over seeds."""
+
+    scenario: str
+    policy: str
+    runs: int
+    goal_reached_rate: float
+    failed: int
+    cost_to_goal_median: float | None
+    cost_to_goal_q25: float | None
+    cost_to_goal_q75: float | None
+    conversions_median: float
+    spend_median: float
+    ratio_to_oracle: float | None
+    seconds_median: float
+
+
+@dataclass(frozen=True)
+class BenchmarkResult:
+    """Every run and the aggregated table."""
+
+    rows: list[BenchmarkRow]
+    runs: list[RunResult]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"rows": [asdict(r) for r in self.rows], "runs": [asdict(r) for r in self.runs]}
+
+
+ProgressCallback = Callable[[RunResult], None]
+
+
+def _run_one(scenario: str, policy: str, seed: int, policy_path: Path | None) -> tuple[CampaignReport, float]:
+    import time
+
+    sc = load_scenario(scenario)
+    sim = Simulator(sc)
+    pol = load_policy(policy_path, sim) if policy_path is not None else make_policy(policy, sim, seed=seed)
+    start = time.perf_counter()
+    report = Campaign(CampaignSpec.from_scenario(sc), sim, pol, seed=seed, scenario_name=sc.name).run()
+    return report, time.perf_counter() - start
+
+
+def aggregate(runs: Sequence[RunResult]) -> list[BenchmarkRow]:
+    """Median and interquartile range of cost to goal per (scenario, policy), ratio to oracle."""
+    keys: list[tuple[str, str]] = []
+    for r in runs:
+        if (r.scenario, r.policy) not in keys:
+            keys.append((r.scenario, r.policy))
+    medians: dict[tuple[str, str], float | None] = {}
+    rows: list[BenchmarkRow] = []
+    for scenario, policy in keys:
+        group = [r for r in runs if r.scenario == scenario and r.policy == policy]
+        costs = np.array([r.cost_to_goal for r in group if r.cost_to_goal is not None])
+        q25, med, q75 = (
+            (float(v) for v in np.percentile(costs, [25, 50, 75])) if costs.size else (None, None, None)
+        )
+        medians[(scenario, policy)] = med
+        rows.append(
+            BenchmarkRow(
+                scenario=scenario,
+                policy=policy,
+                runs=len(group),
+                goal_reached_rate=sum(r.goal_reached for r in group) / len(group),
+                failed=sum(not r.goal_reached for r in group),
+                cost_to_goal_median=med,
+                cost_to_goal_q25=q25,
+                cost_to_goal_q75=q75,
+                conversions_median=float(np.median([r.conversions for r in group])),
+                spend_median=float(np.median([r.spend for r in group])),
+                ratio_to_oracle=None,
+                seconds_median=float(np.median([r.seconds for r in group])),
+            )
+        )
+    out = []
+    for row in rows:
+        oracle = medians.get((row.scenario, "oracle"))
+        ratio = row.cost_to_goal_median / oracle if oracle and row.cost_to_goal_median is not None else None
+        out.append(BenchmarkRow(**{**asdict(row), "ratio_to_oracle": ratio}))
+    return out
+
+
+def run_benchmark(
+    scenarios: Sequence[str],
+    policies: Sequence[str],
+    seeds: int,
+    policy_path: Path | None = None,
+    on_run: ProgressCallback | None = None,
+) -> BenchmarkResult:
+    """Run every (scenario, policy, seed) campaign and aggregate.
+
+    Args:
+        scenarios: built-in names or YAML paths.
+        policies: policy names as on the CLI (``oracle`` is needed for the ratio column).
+        seeds: seeds 0..seeds-1.
+        policy_path: a saved policy to use for the policy named ``path``.
+        on_run: called after every campaign (progress).
+    """
+    runs: list[RunResult] = []
+    for scenario in scenarios:
+        for policy in policies:
+            for seed in range(seeds):
+                path = policy_path if policy == "path" else None
+                report, secs = _run_one(scenario, policy, seed, path)
+                res = RunResult(
+                    scenario=report.scenario or scenario,
+                    policy=policy,
+                    seed=seed,
+                    goal_reached=report.goal_reached,
+                    cost_to_goal=report.cost_to_goal,
+                    spend=report.spend,
+                    conversions=report.conversions,
+                    revenue=report.revenue,
+                    iterations=report.iterations,
+                    seconds=secs,
+                )
+                runs.append(res)
+                if on_run is not None:
+                    on_run(res)
+    return BenchmarkResult(rows=aggregate(runs), runs=runs)
+
+
+def _money(x: float | None) -> str:
+    return "-" if x is None else f"${x:,.0f}"
+
+
+def to_markdown(result: BenchmarkResult) -> str:
+    """The aggregated table as GitHub markdown."""
+    lines = [
+        "| scenario | policy | goal reached | cost to goal (median) | IQR | ratio to oracle "
+        "| conversions (median) | spend (median) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in result.rows:
+        iqr = (
+            "-"
+            if r.cost_to_goal_q25 is None
+            else f"{_money(r.cost_to_goal_q25)}–{_money(r.cost_to_goal_q75)}"
+        )
+        ratio = "-" if r.ratio_to_oracle is None else f"{r.ratio_to_oracle:.2f}x"
+        lines.append(
+            f"| {r.scenario} | {r.policy} | {r.runs - r.failed}/{r.runs} | {_money(r.cost_to_goal_median)} "
+            f"| {iqr} | {ratio} | {r.conversions_median:,.0f} | {_money(r.spend_median)} |"
+        )
+    return "\n".join(lines)
+
+
+def plot(result: BenchmarkResult, path: Path) -> Path:
+    """Bar chart of median cost to goal (IQR whiskers) per scenario and policy; failed runs noted."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    scenarios = list(dict.fromkeys(r.scenario for r in result.rows))
+    fig, axes = plt.subplots(1, len(scenarios), figsize=(5 * len(scenarios), 4), squeeze=False)
+    for ax, scenario in zip(axes[0], scenarios, strict=True):
+        rows = [r for r in result.rows if r.scenario == scenario]
+        x = np.arange(len(rows))
+        med = [r.cost_to_goal_median or 0.0 for r in rows]
+        lo = [max(m - (r.cost_to_goal_q25 or m), 0) for m, r in zip(med, rows, strict=True)]
+        hi = [max((r.cost_to_goal_q75 or m) - m, 0) for m, r in zip(med, rows, strict=True)]
+        ax.bar(x, med, yerr=[lo, hi], capsize=3, color="tab:blue")
+        for xi, r in zip(x, rows, strict=True):
+            if r.failed:
+                ax.annotate(
+                    f"{r.failed}/{r.runs} failed", (xi, 0), rotation=90, va="bottom", ha="center", fontsize=7
+                )
+        ax.set_xticks(x, [r.policy for r in rows], rotation=45, ha="right", fontsize=8)
+        ax.set_title(scenario)
+        ax.set_ylabel("cost to goal ($, median, IQR)")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def write_outputs(result: BenchmarkResult, out_dir: Path) -> dict[str, Path]:
+    """Write ``benchmark.json``, ``benchmark.md`` and ``benchmark.png`` into ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "json": out_dir / "benchmark.json",
+        "markdown": out_dir / "benchmark.md",
+        "plot": out_dir / "benchmark.png",
+    }
+    paths["json"].write_text(json.dumps(result.to_dict(), indent=2), encoding="utf-8")
+    paths["markdown"].write_text(to_markdown(result) + "\n", encoding="utf-8")
+    plot(result, paths["plot"])
+    return paths
