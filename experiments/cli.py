@@ -141,6 +141,7 @@ def simulate(
     max_cost_per_customer: Annotated[
         float | None, typer.Option(help="Most dollars spent or reserved on one customer.", min=0)
     ] = None,
+    plot: Annotated[Path | None, typer.Option(help="Also save the report plot (PNG) here.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Run one campaign to its stop and print the report."""
@@ -192,6 +193,10 @@ def simulate(
         _print_json(data)
     else:
         _print_report(data)
+    if plot is not None:
+        from agent.plots import plot_report
+
+        console.print(f"plot written to {plot_report(report, plot)}")
 
 
 @app.command()

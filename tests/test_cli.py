@@ -81,10 +81,13 @@ def test_simulate_human_output_and_yaml_path(tmp_path: Path) -> None:
             "2",
             "--customers-per-iteration",
             "500",
+            "--plot",
+            str(tmp_path / "r.png"),
         ],
     )
     assert res.exit_code == 0, res.output
     assert "spend / budget" in res.stdout and "stopped by" in res.stdout
+    assert (tmp_path / "r.png").stat().st_size > 1000
 
 
 def test_bad_input_is_a_clear_error(tmp_path: Path) -> None:
