@@ -22,8 +22,9 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(VENV)/bin/campaign-opt simulate --scenario retail --policy oracle
-	$(VENV)/bin/campaign-opt simulate --scenario retail --policy random
+	$(VENV)/bin/campaign-opt scenarios
+	$(VENV)/bin/campaign-opt simulate --scenario retail --policy oracle --plot runs/retail_oracle.png
+	$(VENV)/bin/campaign-opt simulate --scenario retail --policy random --plot runs/retail_random.png
 
 test: $(STAMP)
 	$(PY) -m pytest -n 2 -q
