@@ -217,7 +217,7 @@ def calibration(
     if as_json:
         _print_json(rep.to_dict())
     else:
-        out.print(format_calibration(rep), highlight=False)
+        sys.stdout.write(format_calibration(rep) + "\n")
 
 
 @app.command()
