@@ -1,8 +1,9 @@
 """``CampaignOpt/Campaign-v0``: a whole campaign as an MDP, one step per campaign iteration.
 
 Each step is one wave: the agent chooses an audience segment, a channel, a content, an offer and
-a volume; the environment reserves budget, sends the wave to randomly drawn eligible customers of
-the segment, lets the iteration close (:meth:`simulator.advance`) and reports what came back.
+a volume; the environment reserves budget, sends the wave to eligible customers of the segment
+drawn uniformly at random without replacement, lets the iteration close
+(``simulator.advance()``) and reports what came back.
 
 Action ``MultiDiscrete([n_segments + 1, n_channels, n_contents, n_offers, n_volume_levels])``:
     0. audience segment: the scenario's observable lifecycle segments in scenario order
@@ -26,8 +27,11 @@ Action ``MultiDiscrete([n_segments + 1, n_channels, n_contents, n_offers, n_volu
     :meth:`CampaignEnv.action_masks` returns per-component masks (flat, the layout of
     ``sb3_contrib.MaskablePPO`` for ``MultiDiscrete``): a value is allowed when at least one
     arm with it has an eligible customer and fits the remaining budget; volume 0 is always
-    allowed; when no wave is possible at all only volume 0 is masked in (the other components
-    are all allowed: their value does not matter).
+    allowed; when no wave is possible at all only volume 0 is allowed (the other components
+    are all allowed: their value does not matter; without a 0 level every volume is allowed).
+    Before sending, a simulator other than the built-in one is asked again for the drawn
+    customers' ``arm_mask`` (``verify_masks``); customers it refuses are dropped
+    (``info["mask_dropped"]``).
 
 Observation ``Box(0, 1, (7 + n_segments * (5 + n_channels) + 4 * (n_arms - 1),), float32)``,
 names in ``env.unwrapped.observation_names``:
@@ -41,8 +45,9 @@ names in ``env.unwrapped.observation_names``:
       ``sends`` = log1p(sends) / log1p(max_iterations * customers_per_iteration),
       ``contacted`` = share of the segment contacted at least once, ``conversion_rate`` =
       attributed conversions / sends, ``fatigue`` = min(mean fatigue / 5, 1) where fatigue is
-      delivered contacts per customer decayed by the scenario's ``fatigue_decay`` each
-      iteration (the simulator's fatigue feature, averaged), then ``reachable_<channel>`` =
+      delivered contacts per customer decayed by the scenario's ``dynamics.fatigue_decay``
+      each iteration (the simulator's fatigue, averaged; ``fatigue_decay=`` overrides, 0.6 for a
+      simulator without a scenario), then ``reachable_<channel>`` =
       share of the segment that may still be sent that channel;
     * per contact arm (4 each, arm 0 excluded): ``sends`` (log scale as above),
       ``conversion_rate``, ``click_rate``, ``unsubscribe_rate`` (each per send).
@@ -65,7 +70,16 @@ Episode:
     after ``max_iterations`` steps. When an episode ends without reaching the goal the
     environment drains like the campaign loop: it advances the simulator through the
     attribution window and the last waves' delayed conversions count in the final reward
-    (and can still reach the goal).
+    (and can still reach the goal). The attribution window is the simulator's ``max_delay``
+    (the longest conversion delay; 0 if it has none) unless ``attribution_window=`` is given.
+    After the episode ends, ``step`` raises until ``reset``.
+
+Info (every step): the wave (``segment``, ``arm``, ``arm_name``, ``mapped``, ``volume``,
+    ``eligible``, ``requested``, ``sent``, ``budget_limited``, ``mask_dropped``), the money
+    (``spent``, ``reserved``, ``remaining``, ``spent_step``), the goal (``conversions``,
+    ``revenue``, ``progress`` = achieved / target, ``goal_reached``), ``iteration``,
+    ``stop_reason`` (``""`` while running; ``goal_reached``, ``budget_exhausted``,
+    ``no_eligible_customers`` or ``max_iterations``) and ``action_mask``.
 
 Budget: the project's ledger rules (worst-case reservation before sending, send cost charged at
     once, offers charged on redemption, reservations released when the attribution window

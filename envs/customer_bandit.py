@@ -31,8 +31,9 @@ Reward (``reward=``), summed over the batch, per decision:
 
 Timing and delayed feedback:
     * ``delayed=False`` (default): a step sends its batch and advances the simulator through the
-      attribution window (``max(window, 1)`` iterations, ``window`` = the longest conversion
-      delay), so the reward is each decision's complete outcome.
+      attribution window (``max(window, 1)`` iterations; ``window`` is the simulator's
+      ``max_delay``, the longest conversion delay, or ``attribution_window=``), so the reward is
+      each decision's complete outcome.
     * ``delayed=True``: a step is one simulator iteration. The reward is everything that happened
       in it: the send costs and undelayed conversions of this step's decisions, the organic
       conversions of its no-contact customers, and conversions of earlier steps' decisions that
@@ -51,13 +52,24 @@ Customers and fatigue:
 
 Episode:
     ``episode_length`` steps (default 100), then ``truncated=True``; ``terminated`` is always
-    ``False`` (a bandit has no terminal state). ``reset(seed=)`` draws a fresh population.
+    ``False`` (a bandit has no terminal state). The final observation shows the last batch again
+    (after its contacts). ``reset(seed=)`` draws a fresh population; ``reset()`` without a seed
+    continues the environment's random stream.
 
 Budget (``budget=``, default unlimited):
     The project's ledger rules: each decision reserves its worst-case cost (send cost + offer
     ``max_value``) in batch order; a decision that does not fit in ``budget - spent - reserved``
-    is refused, executed as no contact and flagged in ``info["refused"]``. Spend never exceeds the
-    budget. ``info`` reports ``spent``, ``reserved`` and ``remaining``.
+    is refused, executed as no contact and flagged in ``info["refused"]``. Amounts are integer
+    micro-dollars; spend never exceeds the budget.
+
+Info (every step): ``rewards`` ``(B,)``, ``late_rewards`` ``(window, B)``, ``arms`` ``(B,)`` (as
+    executed), ``invalid`` and ``refused`` ``(B,)``, ``customers`` ``(B,)`` (of the decisions just
+    made), ``unattributed_events``, ``spent``, ``reserved``, ``remaining`` and ``action_mask``
+    (``(n_arms,)`` or ``(B, n_arms)``, for the next observation). ``reset`` gives
+    ``action_mask`` and ``customers``.
+
+Stable-Baselines3 accepts both forms; for ``batch_size > 1`` its checker advises flattening the
+2-D observation (one row per customer is the intended layout for per-customer policies).
 
 Example:
     >>> import envs, gymnasium as gym
@@ -209,7 +221,7 @@ class CustomerBanditEnv(gym.Env[ObsType, ActType]):
         if not self.fatigue:
             self._perm = self.np_random.permutation(n).astype(np.int64)
         obs = self._present()
-        return obs, {"action_mask": self.action_masks(), "customers": self._customers_now().copy()}
+        return obs, {"action_mask": self._info_mask(), "customers": self._customers_now().copy()}
 
     def step(self, action: ActType) -> tuple[ObsType, SupportsFloat, bool, bool, dict[str, Any]]:
         """Execute one arm per presented customer.
@@ -307,7 +319,7 @@ class CustomerBanditEnv(gym.Env[ObsType, ActType]):
             "spent": self._ledger.spent,
             "reserved": self._ledger.reserved,
             "remaining": self._ledger.remaining,
-            "action_mask": self.action_masks(),
+            "action_mask": self._info_mask(),
         }
         return obs, reward, False, last, info
 
@@ -322,6 +334,10 @@ class CustomerBanditEnv(gym.Env[ObsType, ActType]):
         return self._mask.reshape(-1).copy()
 
     # -- internals ----------------------------------------------------------------------------
+    def _info_mask(self) -> BoolArray:
+        """The mask in ``info``: ``(n_arms,)`` for ``batch_size=1``, else ``(B, n_arms)``."""
+        return self._mask[0].copy() if self.batch_size == 1 else self._mask.copy()
+
     def _customers_now(self) -> IntArray:
         if self._customers is None:
             raise RuntimeError("call reset() before step()")
