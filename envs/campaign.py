@@ -125,6 +125,11 @@ from simulators import CustomerSimulator, EventBatch, EventKind, Scenario, Simul
 ObsType = NDArray[np.float32]
 ActType = NDArray[np.int64]
 
+_DELIVERED = int(EventKind.DELIVERED)
+_CLICKED = int(EventKind.CLICKED)
+_CONVERTED = int(EventKind.CONVERTED)
+_UNSUBSCRIBED = int(EventKind.UNSUBSCRIBED)
+
 ALL_SEGMENT = "all"
 """Name of the audience choice that targets the whole population."""
 
@@ -510,12 +515,13 @@ class CampaignEnv(gym.Env[ObsType, ActType]):
     def _drop_eligibility(self, pos: IntArray, arms: IntArray) -> None:
         """Mark customers (segment-order positions) ineligible for ``arms``; keeps counts."""
         pos = np.unique(pos)
-        for arm in arms.tolist():
-            was = self._elig[arm, pos]
-            if self.n_segments and np.any(was):
-                seg = self._seg[self._order[pos[was]]]
-                self._elig_count[:, arm] -= np.bincount(seg, minlength=self.n_segments)
-            self._elig[arm, pos] = False
+        grid = np.ix_(arms, pos)
+        was = self._elig[grid]  # (len(arms), len(pos))
+        if self.n_segments and was.any():
+            seg = self._seg[self._order[pos]]
+            onehot = seg[:, None] == np.arange(self.n_segments)[None, :]  # (len(pos), S)
+            self._elig_count[:, arms] -= onehot.T.astype(np.int64) @ was.T.astype(np.int64)
+        self._elig[grid] = False
 
     def _ingest(self, events: EventBatch) -> FloatArray:
         """Book the environment's decision events: ledger, statistics, eligibility.
@@ -534,12 +540,12 @@ class CampaignEnv(gym.Env[ObsType, ActType]):
         own = events.decision_id >= 0
         if S:
             # Deliveries happen when sent, so they belong to the live wave of this iteration.
-            cust = events.customer[own & (kind == EventKind.DELIVERED)]
+            cust = events.customer[own & (kind == _DELIVERED)]
             if cust.size:
                 delivered = np.bincount(self._seg[cust], minlength=S).astype(np.float64)
         # Only clicks, conversions and unsubscribes need their decision (few events).
-        rare = own & (kind >= EventKind.CLICKED)
-        if not np.any(rare):
+        rare = own & (kind >= _CLICKED)
+        if not rare.any():
             return delivered
         ev = events.select(rare)
         cpi, R, W = self.goal.customers_per_iteration, self._ring, self.window
@@ -551,23 +557,23 @@ class CampaignEnv(gym.Env[ObsType, ActType]):
         arm = self._wave_arm[slot_r]
         kind = ev.kind
         A = self.n_arms
-        m = (kind == EventKind.CLICKED) & live
-        if np.any(m):
+        m = (kind == _CLICKED) & live
+        if m.any():
             self._arm_click += np.bincount(arm[m], minlength=A)
-        m = (kind == EventKind.UNSUBSCRIBED) & live
-        if np.any(m):
+        m = (kind == _UNSUBSCRIBED) & live
+        if m.any():
             self._arm_unsub += np.bincount(arm[m], minlength=A)
             for ch in np.unique(self._arm_channel[arm[m]]).tolist():
                 mc = m & (self._arm_channel[arm] == ch)
                 self._drop_eligibility(self._rank[ev.customer[mc]], np.flatnonzero(self._channel_arms[ch]))
-        conv = kind == EventKind.CONVERTED
-        if np.any(conv & ~live & (ev.offer_cost > 0)):
+        conv = kind == _CONVERTED
+        if (conv & ~live & (ev.offer_cost > 0)).any():
             raise RuntimeError(
                 "an offer was redeemed outside its decision's attribution window: the window is "
                 "shorter than the simulator's conversion delays (set attribution_window=)"
             )
         m = conv & live
-        if np.any(m):
+        if m.any():
             idx = np.flatnonzero(m)
             slot = slot_r[idx] * cpi + ev.decision_id[idx] % cpi
             _, first = np.unique(slot, return_index=True)
