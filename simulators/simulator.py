@@ -280,6 +280,7 @@ class Simulator:
         self._delay_cdf[-1] = 1.0
         self._feature_names = self._build_feature_names()
         self._pop: Population | None = None
+        self._iteration = 0
 
     # -- protocol properties -------------------------------------------------------------
     @property
@@ -320,6 +321,7 @@ class Simulator:
         pop_seq, resp_seq = np.random.SeedSequence(seed).spawn(2)
         self._pop = generate_population(self.scenario, np.random.default_rng(pop_seq), self._n)
         self._rng = np.random.default_rng(resp_seq)
+        self._organic_p = self._pop.organic_visit * self._pop.organic_conversion
         n, n_ch = self._n, len(self._arms.channel_names)
         self._iteration = 0
         self.fatigue = np.zeros(n)
@@ -494,7 +496,7 @@ class Simulator:
         n = c.shape[0]
         if n == 0:
             return EventBatch.empty()
-        if np.unique(c).shape[0] != n:
+        if np.bincount(c, minlength=self._n).max(initial=0) > 1:
             raise ValueError("a customer may receive at most one contact per iteration")
         p = self.population
         rng = self._rng
@@ -569,9 +571,8 @@ class Simulator:
             (``decision_id == -1``), then the delayed conversions due in the new iteration.
         """
         p = self.population
-        idle = np.flatnonzero(~self._contacted_now)
-        g0 = p.organic_visit[idle] * p.organic_conversion[idle]
-        buy = idle[self._rng.random(idle.shape[0]) < g0]
+        draw = self._rng.random(self._n)
+        buy = np.flatnonzero((draw < self._organic_p) & ~self._contacted_now)
         sigma = self.scenario.order_value.sigma
         order = p.order_mean[buy] * np.exp(
             sigma * self._rng.standard_normal(buy.shape[0]) - 0.5 * sigma**2
