@@ -118,7 +118,9 @@ class Campaign:
             return "goal_reached"
         if self.iterations >= self.spec.max_iterations:
             return "max_iterations"
-        if self.ledger.available < self._cheapest_send():
+        # Money held by open reservations comes back when their windows close, so the campaign
+        # is out of budget only when even the unspent remainder cannot pay for one send.
+        if self.ledger.budget - self.ledger.spent < self._cheapest_send():
             return "budget_exhausted"
         return None
 

@@ -122,3 +122,11 @@ def test_attribution_window_must_cover_delays(retail) -> None:  # type: ignore[n
     with pytest.raises(CampaignError, match="attribution_window"):
         Campaign(spec, sim, make_policy("random", sim))
     assert np.isfinite(sim.arms.worst_case_cost).all()
+
+
+def test_reserved_money_is_not_treated_as_spent(retail) -> None:  # type: ignore[no-untyped-def]
+    """Offers hold their worst case until their window closes; the campaign waits, it does not stop."""
+    rep = _run(retail, "fixed:mail/bestsellers/pct25", seed=0, budget=100.0, goal=Goal(target=10_000))
+    assert rep.stop_reason == "max_iterations" and rep.iterations == 12
+    assert rep.spend < 60.0  # most of the budget was only ever reserved, then released
+    assert sum(r.sends for r in rep.history) == rep.sends
