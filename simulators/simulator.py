@@ -499,6 +499,11 @@ class Simulator:
         if np.bincount(c, minlength=self._n).max(initial=0) > 1:
             raise ValueError("a customer may receive at most one contact per iteration")
         p = self.population
+        if np.any(self._contacted_now[c]):
+            raise ValueError(
+                "a customer may receive at most one contact per iteration: already contacted in "
+                "this one by an earlier send (call advance() first)"
+            )
         rng = self._rng
         pd, po, pc, v0, v1, cc, pu = self._probabilities(c, a)
         u = rng.random((7, n))
