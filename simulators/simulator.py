@@ -322,6 +322,7 @@ class Simulator:
         self._pop = generate_population(self.scenario, np.random.default_rng(pop_seq), self._n)
         self._rng = np.random.default_rng(resp_seq)
         self._organic_p = self._pop.organic_visit * self._pop.organic_conversion
+        self._static_features()
         n, n_ch = self._n, len(self._arms.channel_names)
         self._iteration = 0
         self.fatigue = np.zeros(n)
@@ -352,28 +353,31 @@ class Simulator:
         """
         p = self.population
         c = np.asarray(customers, dtype=np.int64)
-        n_seg = len(self.scenario.population.segments)
-        cols: list[NDArray[np.float64]] = [np.eye(n_seg)[p.segment[c]]]
-        cols.append(np.minimum(p.recency[c] / _MAX_RECENCY_NORM, 1.0)[:, None])
-        cols.append(np.minimum(np.log1p(p.frequency[c]) / np.log1p(50.0), 1.0)[:, None])
-        cols.append(np.minimum(np.log1p(p.monetary[c]) / np.log1p(10_000.0), 1.0)[:, None])
-        for attr, values in self.scenario.population.attributes.items():
-            cols.append(np.eye(len(values))[p.attributes[attr][c]])
-        cols.append(p.lines_observed[c].astype(np.float64))
-        cols.append((p.reachable[c] & ~self.unsubscribed[c]).astype(np.float64))
-        cols.append(np.eye(len(self._arms.channel_names))[p.preferred_channel[c]])
+        n_ch = len(self._arms.channel_names)
+        head = self._static_head.shape[1]
+        out = np.empty((c.shape[0], len(self._feature_names)), dtype=np.float32)
+        out[:, :head] = self._static_head[c]
+        out[:, head : head + n_ch] = p.reachable[c] & ~self.unsubscribed[c]
+        out[:, head + n_ch : head + 2 * n_ch] = self._static_preferred[c]
         since = np.where(self.last_contact[c] < 0, 10, self._iteration - self.last_contact[c])
-        cols.append(
-            np.stack(
-                [
-                    np.minimum(self.fatigue[c] / 5.0, 1.0),
-                    np.minimum(self.contacts[c] / 20.0, 1.0),
-                    np.minimum(since / 10.0, 1.0),
-                ],
-                axis=1,
-            )
-        )
-        return np.concatenate(cols, axis=1).astype(np.float32)
+        out[:, -3] = np.minimum(self.fatigue[c] / 5.0, 1.0)
+        out[:, -2] = np.minimum(self.contacts[c] / 20.0, 1.0)
+        out[:, -1] = np.minimum(since / 10.0, 1.0)
+        return out
+
+    def _static_features(self) -> None:
+        """Precompute the features that never change within an episode (float32)."""
+        p = self.population
+        n_seg = len(self.scenario.population.segments)
+        cols: list[NDArray[np.float64]] = [np.eye(n_seg)[p.segment]]
+        cols.append(np.minimum(p.recency / _MAX_RECENCY_NORM, 1.0)[:, None])
+        cols.append(np.minimum(np.log1p(p.frequency) / np.log1p(50.0), 1.0)[:, None])
+        cols.append(np.minimum(np.log1p(p.monetary) / np.log1p(10_000.0), 1.0)[:, None])
+        for attr, values in self.scenario.population.attributes.items():
+            cols.append(np.eye(len(values))[p.attributes[attr]])
+        cols.append(p.lines_observed.astype(np.float64))
+        self._static_head = np.concatenate(cols, axis=1).astype(np.float32)
+        self._static_preferred = np.eye(len(self._arms.channel_names), dtype=np.float32)[p.preferred_channel]
 
     def arm_mask(self, customers: IntArray) -> BoolArray:
         """``(n, n_arms)``: arm allowed when its channel is reachable and not unsubscribed."""
@@ -401,9 +405,7 @@ class Simulator:
         pd = np.where(ok, self._deliver[chi], 0.0)
         fat = self.fatigue[c]
         po = np.clip(
-            self._open[chi]
-            * p.affinity[c, chi]
-            * np.exp(-self.scenario.dynamics.fatigue_open_penalty * fat),
+            self._open[chi] * p.affinity[c, chi] * np.exp(-self.scenario.dynamics.fatigue_open_penalty * fat),
             0.0,
             1.0,
         )
@@ -451,9 +453,7 @@ class Simulator:
         cap = self._arms.max_offer_cost[a]
         p_redeem = np.where(discount > 0, pd * po * ((1.0 - pc) * g1 + pc * conv_click), 0.0)
         order = p.order_mean[c]
-        offer_cost = p_redeem * _expected_capped(
-            order, self.scenario.order_value.sigma, discount, cap
-        )
+        offer_cost = p_redeem * _expected_capped(order, self.scenario.order_value.sigma, discount, cap)
         send_cost = self._arms.send_cost[a]
         return GroundTruth(
             p_deliver=pd,
@@ -579,9 +579,7 @@ class Simulator:
         draw = self._rng.random(self._n)
         buy = np.flatnonzero((draw < self._organic_p) & ~self._contacted_now)
         sigma = self.scenario.order_value.sigma
-        order = p.order_mean[buy] * np.exp(
-            sigma * self._rng.standard_normal(buy.shape[0]) - 0.5 * sigma**2
-        )
+        order = p.order_mean[buy] * np.exp(sigma * self._rng.standard_normal(buy.shape[0]) - 0.5 * sigma**2)
         organic = self._events(
             np.full(buy.shape[0], -1, np.int64), buy, EventKind.CONVERTED, self._iteration, order
         )
