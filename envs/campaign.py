@@ -120,6 +120,7 @@ from envs._common import (
 )
 from envs._common import attribution_window as resolve_window
 from envs._common import fatigue_decay as resolve_fatigue_decay
+from envs.observation import CampaignStats, build_observation, max_sends_log, observation_names
 from simulators import CustomerSimulator, EventBatch, EventKind, Scenario, Simulator
 
 ObsType = NDArray[np.float32]
@@ -263,7 +264,7 @@ class CampaignEnv(gym.Env[ObsType, ActType]):
             self.segment_names[:S], self.channel_names, self.arm_names[1:]
         )
         self.observation_space = spaces.Box(0.0, 1.0, shape=(len(self.observation_names),), dtype=np.float32)
-        self._max_sends_log = math.log1p(self.goal.max_iterations * self.goal.customers_per_iteration)
+        self._max_sends_log = max_sends_log(self.goal.max_iterations, self.goal.customers_per_iteration)
         self._ready = False
 
     # -- gymnasium API ------------------------------------------------------------------------
@@ -629,48 +630,49 @@ class CampaignEnv(gym.Env[ObsType, ActType]):
     def _observe(self) -> ObsType:
         g, led = self.goal, self._ledger
         budget = max(led.budget_micros, 1)
-        spent, reserved = led.spent_micros / budget, led.reserved_micros / budget
-        pending = float(self._wave_open.sum()) / (g.customers_per_iteration * max(self.window, 1))
-        head = [
-            1.0 - spent - reserved,
-            spent,
-            reserved,
-            self._progress() / g.target,
-            self._t / g.max_iterations,
-            pending,
-            self._last_wave / g.customers_per_iteration,
-        ]
-        parts: list[FloatArray] = [np.asarray(head)]
         S = self.n_segments
         if S:
-            size = self._seg_size
-            safe = np.maximum(size, 1.0)
             counts = self._elig_count  # (S, A)
             reach = np.where(self._channel_arms[None, :, :], counts[:, None, :], 0).max(axis=2)
-            seg = np.column_stack(
-                [
-                    size / max(self.simulator.n_customers, 1),
-                    np.log1p(self._seg_sends) / self._max_sends_log,
-                    self._seg_contacted / safe,
-                    self._seg_conv / np.maximum(self._seg_sends, 1.0),
-                    self._seg_fatigue / safe / 5.0,
-                    reach / safe[:, None],
-                ]
-            )
-            parts.append(seg.reshape(-1))
-        sends = np.maximum(self._arm_sends[1:], 1.0)
-        arm = np.column_stack(
-            [
-                np.log1p(self._arm_sends[1:]) / self._max_sends_log,
-                self._arm_conv[1:] / sends,
-                self._arm_click[1:] / sends,
-                self._arm_unsub[1:] / sends,
-            ]
+        else:
+            reach = np.zeros((0, len(self.channel_names)))
+        stats = CampaignStats(
+            spent=led.spent_micros / budget,
+            reserved=led.reserved_micros / budget,
+            progress=self._progress() / g.target,
+            iteration=self._t / g.max_iterations,
+            pending=float(self._wave_open.sum()) / (g.customers_per_iteration * max(self.window, 1)),
+            last_wave=self._last_wave / g.customers_per_iteration,
+            n_customers=self.simulator.n_customers,
+            seg_size=self._seg_size,
+            seg_sends=self._seg_sends,
+            seg_contacted=self._seg_contacted,
+            seg_conv=self._seg_conv,
+            seg_fatigue=self._seg_fatigue,
+            seg_reach=reach,
+            arm_sends=self._arm_sends,
+            arm_conv=self._arm_conv,
+            arm_click=self._arm_click,
+            arm_unsub=self._arm_unsub,
         )
-        parts.append(arm.reshape(-1))
-        obs = np.concatenate(parts).astype(np.float32)
-        np.clip(obs, 0.0, 1.0, out=obs)
-        return obs
+        return build_observation(stats, self._max_sends_log)
+
+
+def arm_lookup(
+    channel: IntArray, content: IntArray, offer: IntArray, shape: tuple[int, int, int]
+) -> tuple[IntArray, BoolArray]:
+    """Map every (channel, content, offer) to an arm as ``Campaign-v0`` does (public helper).
+
+    Args:
+        channel: ``(n_arms,)`` channel index per arm (arm 0, no contact, first).
+        content: ``(n_arms,)`` content index per arm.
+        offer: ``(n_arms,)`` offer index per arm.
+        shape: ``(n_channels, n_contents, n_offers)``.
+
+    Returns:
+        ``(n_channels, n_contents, n_offers)`` arm indices and whether each is an exact match.
+    """
+    return _arm_lookup(np.asarray(channel), np.asarray(content), np.asarray(offer), shape)
 
 
 def _arm_lookup(
@@ -698,20 +700,4 @@ def _arm_lookup(
 def _observation_names(
     segments: Sequence[str], channels: Sequence[str], arms: Sequence[str]
 ) -> tuple[str, ...]:
-    names = [
-        "budget_remaining",
-        "budget_spent",
-        "budget_reserved",
-        "goal_progress",
-        "iteration",
-        "pending",
-        "last_wave",
-    ]
-    for s in segments:
-        names += [f"segment/{s}/{k}" for k in ("size", "sends", "contacted", "conversion_rate")]
-        names.append(f"segment/{s}/fatigue")
-        names += [f"segment/{s}/reachable_{c}" for c in channels]
-    for a in arms:
-        names += [f"arm/{a}/{k}" for k in ("sends", "conversion_rate", "click_rate")]
-        names.append(f"arm/{a}/unsubscribe_rate")
-    return tuple(names)
+    return observation_names(segments, channels, arms)
