@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from policies.base import DecisionContext, Decisions, GoalMetric, Policy
+from policies.knapsack import paced_need, solve_wave
 from simulators.types import NO_CONTACT, CustomerSimulator, FloatArray
 
 
@@ -56,8 +57,9 @@ class OraclePolicy(Policy):
     nothing is positive), where ``value`` is the true expected conversions (or revenue) and
     ``cost`` the true expected cost; the price per unit of value is the lowest one, found by
     bisection, whose wave is expected to deliver what is needed, within the available budget.
-    This is a Lagrangian solution of the per-wave multiple-choice knapsack: every dollar goes to
-    the customer and arm that buys the most of the goal per dollar.
+    This is a Lagrangian solution of the per-wave multiple-choice knapsack
+    (:func:`policies.knapsack.solve_wave`): every dollar goes to the customer and arm that buys
+    the most of the goal per dollar.
 
     Args:
         simulator: the world whose ground truth the oracle reads.
@@ -86,39 +88,6 @@ class OraclePolicy(Policy):
 
     def act(self, ctx: DecisionContext) -> Decisions:
         value, cost, worst = self._value(ctx)
-        need = self.pace * max(ctx.goal_remaining, 0.0) / max(ctx.iterations_left, 1)
-        rows = np.arange(len(ctx))
-
-        def choose(price: float) -> tuple[np.ndarray, float, float]:
-            # The loop reserves worst-case costs, so the wave must fit the budget on those.
-            score = value - cost / price
-            arms = np.argmax(score, axis=1)
-            return arms, float(value[rows, arms].sum()), float(worst[rows, arms].sum())
-
-        lo, hi = 1e-7, 1e7  # price of one unit of value in dollars: bisect in log space
-        best = choose(hi)
-        if best[1] >= need and best[2] <= ctx.budget_available:
-            for _ in range(50):
-                mid = float(np.sqrt(lo * hi))
-                cand = choose(mid)
-                if cand[1] >= need and cand[2] <= ctx.budget_available:
-                    hi, best = mid, cand
-                else:
-                    lo = mid
-                if hi / lo < 1.01:
-                    break
-        else:  # the need cannot be met: buy as much as the budget allows
-            for _ in range(50):
-                mid = float(np.sqrt(lo * hi))
-                cand = choose(mid)
-                if cand[2] <= ctx.budget_available:
-                    lo, best = mid, cand
-                else:
-                    hi = mid
-                if hi / lo < 1.01:
-                    break
-            if best[2] > ctx.budget_available:
-                best = choose(lo)
-        arms = best[0].astype(np.int64)
-        ratio = value[rows, arms] / np.maximum(cost[rows, arms], 1e-12)
-        return Decisions(arms=arms, pscores=np.ones(len(ctx)), priority=ratio)
+        need = paced_need(ctx.goal_remaining, ctx.iterations_left, self.pace)
+        wave = solve_wave(value, cost, worst, need, ctx.budget_available)
+        return Decisions(arms=wave.arms, pscores=np.ones(len(ctx)), priority=wave.priority)
