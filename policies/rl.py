@@ -16,9 +16,12 @@ One campaign iteration = one environment step. In :meth:`SB3Policy.act` the poli
 3. turns the wave into one arm per candidate as the environment does: the (channel, content,
    offer) is mapped to an arm with :func:`envs.campaign.arm_lookup`; the candidates of the chosen
    lifecycle segment (or all candidates for ``"all"``) whose mask allows that arm are eligible; a
-   ``volume`` share of them (rounded up, and no more than the available budget pays at worst-case
-   cost) is drawn uniformly at random with the policy's generator and gets the arm, everyone
-   else gets arm 0 (no contact).
+   ``volume`` share of the segment's eligible *population* (estimated as eligible candidates *
+   population / candidates, as the environment's wave is a share of the whole segment; at most
+   all eligible candidates, rounded up, and no more than the available budget pays at worst-case
+   cost; ``population_scaled=False`` takes the share of the eligible candidates instead) is drawn
+   uniformly at random with the policy's generator and gets the arm, everyone else gets arm 0
+   (no contact).
 
 Propensities (``pscores``): a contacted customer's pscore is the model's probability of the joint
 wave action that was chosen, ``prod_i p_i(a_i)`` over the five components (from
@@ -336,6 +339,10 @@ class SB3Policy(Policy):
         arm_names: the scenario's arms, for checking the campaign's arms.
         fatigue_decay: the training environment's fatigue decay.
         training: how the model was trained (scenario, timesteps, seconds, ...), for the record.
+        population_scaled: read a volume level as a share of the segment's eligible
+            *population*, as the environment does (the wave contacts ``level * eligible
+            candidates * population / candidates`` of the eligible candidates, at most all of
+            them); ``False`` reads it as a share of the eligible candidates.
     """
 
     name: ClassVar[str] = "sb3"
@@ -352,6 +359,7 @@ class SB3Policy(Policy):
         arm_names: Sequence[str] = (),
         fatigue_decay: float = 0.6,
         training: dict[str, Any] | None = None,
+        population_scaled: bool = True,
     ) -> None:
         super().__init__(seed)
         self.model_path = str(model_path)
@@ -362,6 +370,7 @@ class SB3Policy(Policy):
         self.arm_names = tuple(arm_names)
         self.fatigue_decay = float(fatigue_decay)
         self.training: dict[str, Any] = dict(training or {})
+        self.population_scaled = bool(population_scaled)
         self.model: Any = None
         self._tracker: CampaignTracker | None = None
         self._lookup: IntArray | None = None
@@ -446,7 +455,11 @@ class SB3Policy(Policy):
         mask: BoolArray = np.asarray(ctx.mask, dtype=bool)
         in_seg = np.ones(n, dtype=bool) if seg_i >= self.n_segments else seg == seg_i
         cand = np.flatnonzero(in_seg & mask[:, arm])
-        k = math.ceil(level * cand.size - 1e-9) if level > 0 else 0
+        # The environment sends a share of the segment's eligible *population*, capped at the
+        # wave size; the loop offers a random sample of it, so the share is scaled up by
+        # population / candidates (estimated) and capped at the eligible candidates.
+        scale = max(tracker.seen.size / max(n, 1), 1.0) if self.population_scaled else 1.0
+        k = min(math.ceil(level * cand.size * scale - 1e-9), cand.size) if level > 0 else 0
         worst = float(ctx.arms.worst_case_cost[arm])
         if worst > 0:
             k = min(k, math.floor(max(ctx.budget_available, 0.0) / worst))
@@ -480,6 +493,7 @@ class SB3Policy(Policy):
             "arm_names": list(self.arm_names),
             "fatigue_decay": self.fatigue_decay,
             "training": self.training,
+            "population_scaled": self.population_scaled,
         }
 
     def _state(self) -> dict[str, Any]:
