@@ -141,6 +141,9 @@ def simulate(
     max_cost_per_customer: Annotated[
         float | None, typer.Option(help="Most dollars spent or reserved on one customer.", min=0)
     ] = None,
+    policy_path: Annotated[
+        Path | None, typer.Option(help="Run a saved policy (a folder from `train` or Policy.save).")
+    ] = None,
     plot: Annotated[Path | None, typer.Option(help="Also save the report plot (PNG) here.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
@@ -148,7 +151,7 @@ def simulate(
     from pydantic import ValidationError
 
     from agent import Campaign, CampaignError, CampaignSpec
-    from policies import UnknownPolicyError, make_policy
+    from policies import UnknownPolicyError, load_policy, make_policy
     from simulators import ScenarioError, Simulator, load_scenario
 
     if goal_conversions is not None and goal_revenue is not None:
@@ -167,7 +170,13 @@ def simulate(
             max_cost_per_customer=max_cost_per_customer,
         )
         sim = Simulator(sc)
-        pol = make_policy(policy, sim, seed=seed)
+        if policy_path is not None:
+            if not (policy_path / "policy.json").is_file():
+                raise _fail(f"no saved policy in {str(policy_path)!r} (expected policy.json)")
+            pol = load_policy(policy_path, sim)
+            policy = pol.name
+        else:
+            pol = make_policy(policy, sim, seed=seed)
         campaign = Campaign(spec, sim, pol, seed=seed, scenario_name=sc.name)
     except (ScenarioError, UnknownPolicyError, CampaignError) as err:
         raise _fail(str(err)) from None
@@ -197,6 +206,37 @@ def simulate(
         from agent.plots import plot_report
 
         console.print(f"plot written to {plot_report(report, plot)}")
+
+
+@app.command()
+def train(
+    policy: Annotated[str, typer.Option(help="RL algorithm: ppo or a2c.")] = "ppo",
+    scenario: Annotated[str, typer.Option(help="Built-in scenario name or path to a YAML file.")] = "retail",
+    timesteps: Annotated[
+        int, typer.Option(help="Environment steps (campaign iterations) to train.", min=1)
+    ] = 50_000,
+    out: Annotated[Path, typer.Option(help="Folder to save the trained policy into.")] = Path("runs/ppo"),
+    seed: Annotated[int, typer.Option(help="Training seed.")] = 0,
+    n_customers: Annotated[
+        int | None, typer.Option(help="Train on a smaller population (goal and budget scaled).", min=100)
+    ] = None,
+) -> None:
+    """Train an RL policy (Stable-Baselines3) on CampaignOpt/Campaign-v0 and save it to --out."""
+    from policies.rl import ALGORITHMS, train_rl
+    from simulators import ScenarioError, load_scenario
+
+    if policy not in ALGORITHMS:
+        raise _fail(
+            f"cannot train {policy!r}; trainable policies: {sorted(ALGORITHMS)} (bandits learn online)"
+        )
+    try:
+        load_scenario(scenario)
+    except ScenarioError as err:
+        raise _fail(str(err)) from None
+    trained = train_rl(policy, scenario, timesteps, out, seed, n_customers=n_customers, progress=True)
+    console.print(
+        f"trained {trained.name} saved to {out}; run it with: campaign-opt simulate --policy-path {out}"
+    )
 
 
 @app.command()

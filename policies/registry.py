@@ -18,6 +18,8 @@ from policies.baselines import FixedPolicy, OraclePolicy, RandomPolicy
 from policies.budgeted import BudgetedTSPolicy
 from policies.contextual import LinTSPolicy, LinUCBPolicy
 from policies.etc import ExploreThenCommitPolicy
+from policies.peers import MABWiserPolicy, VowpalWabbitPolicy
+from policies.rl import A2CPolicy, PPOPolicy
 from simulators.types import CustomerSimulator
 
 POLICY_NAMES: tuple[str, ...] = (
@@ -31,6 +33,10 @@ POLICY_NAMES: tuple[str, ...] = (
     "lin_ucb",
     "lin_ts",
     "budgeted_ts",
+    "ppo",
+    "a2c",
+    "vw",
+    "mabwiser",
 )
 """Names accepted by :func:`make_policy` (``ARM`` is an arm name or index); every name but
 ``fixed`` also takes ``:key=value,...`` hyperparameters."""
@@ -48,6 +54,10 @@ POLICY_CLASSES: dict[str, type[Policy]] = {
         LinUCBPolicy,
         LinTSPolicy,
         BudgetedTSPolicy,
+        PPOPolicy,
+        A2CPolicy,
+        VowpalWabbitPolicy,
+        MABWiserPolicy,
     )
 }
 """Policy classes by name."""

@@ -140,3 +140,45 @@ def test_benchmark_end_to_end_on_a_tiny_scenario(tmp_path: Path) -> None:
     assert (out / "benchmark.png").stat().st_size > 1000
     res = runner.invoke(app, ["benchmark", "--policies", "oracle,nope"])
     assert res.exit_code == 2 and "unknown policy" in res.output
+
+
+def test_train_then_simulate_with_policy_path(tmp_path: Path) -> None:
+    out = tmp_path / "ppo"
+    res = runner.invoke(
+        app,
+        [
+            "train",
+            "--policy",
+            "ppo",
+            "--scenario",
+            "retail",
+            "--timesteps",
+            "256",
+            "--out",
+            str(out),
+            "--n-customers",
+            "1500",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    assert (out / "policy.json").is_file() and (out / "model.zip").is_file()
+    res = runner.invoke(
+        app,
+        [
+            "simulate",
+            "--policy-path",
+            str(out),
+            "--max-iterations",
+            "2",
+            "--customers-per-iteration",
+            "1000",
+            "--json",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    rep = json.loads(res.stdout)
+    assert rep["policy"] == "ppo" and rep["spend"] <= rep["budget"]
+    res = runner.invoke(app, ["train", "--policy", "ucb", "--out", str(tmp_path / "x")])
+    assert res.exit_code == 2 and "trainable policies" in res.output
+    res = runner.invoke(app, ["simulate", "--policy-path", str(tmp_path / "missing")])
+    assert res.exit_code == 2 and "no saved policy" in res.output
