@@ -64,17 +64,27 @@ class OraclePolicy(Policy):
     Args:
         simulator: the world whose ground truth the oracle reads.
         pace: safety factor on the per-wave need.
+        reserve_aware: solve each wave with worst-case reservations as a second resource
+            (``reserve_aware`` of :func:`policies.knapsack.solve_wave`); off by default, the
+            yardstick's original solver.
     """
 
     name: ClassVar[str] = "oracle"
 
-    def __init__(self, simulator: CustomerSimulator, pace: float = 1.1, seed: int | None = None) -> None:
+    def __init__(
+        self,
+        simulator: CustomerSimulator,
+        pace: float = 1.1,
+        reserve_aware: bool = False,
+        seed: int | None = None,
+    ) -> None:
         super().__init__(seed)
         self.simulator = simulator
         self.pace = pace
+        self.reserve_aware = reserve_aware
 
     def config(self) -> dict[str, Any]:
-        return {"pace": self.pace, "seed": self.seed}
+        return {"pace": self.pace, "reserve_aware": self.reserve_aware, "seed": self.seed}
 
     def _value(self, ctx: DecisionContext) -> tuple[FloatArray, FloatArray, FloatArray]:
         n_arms = len(ctx.arms)
@@ -89,5 +99,5 @@ class OraclePolicy(Policy):
     def act(self, ctx: DecisionContext) -> Decisions:
         value, cost, worst = self._value(ctx)
         need = paced_need(ctx.goal_remaining, ctx.iterations_left, self.pace)
-        wave = solve_wave(value, cost, worst, need, ctx.budget_available)
+        wave = solve_wave(value, cost, worst, need, ctx.budget_available, reserve_aware=self.reserve_aware)
         return Decisions(arms=wave.arms, pscores=np.ones(len(ctx)), priority=wave.priority)

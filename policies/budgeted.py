@@ -64,7 +64,7 @@ class BudgetedTSPolicy(ContextualPolicy):
         count_pending: subtract the expected still-to-arrive conversions of sent decisions from
             the remaining goal before pacing.
         pscore_samples: Monte Carlo draws for the propensities.
-        ridge, arm_ridge, prior_rate, history, seed, delay_correction: see
+        ridge, arm_ridge, prior_rate, history, interactions, seed, delay_correction: see
             :class:`policies.contextual.ContextualPolicy`.
     """
 
@@ -72,23 +72,32 @@ class BudgetedTSPolicy(ContextualPolicy):
 
     def __init__(
         self,
-        pace: float = 1.1,
-        explore: float = 1.0,
-        sampling: Sampling = "batch",
+        pace: float = 1.2,
+        explore: float = 0.5,
+        sampling: Sampling = "cell",
         reserve_aware: bool = True,
-        price_cap: float = 4.0,
+        price_cap: float = 15.0,
         wave_reserve: float = 1.0,
         calibrate: bool = True,
         count_pending: bool = True,
         pscore_samples: int = 32,
-        ridge: float = 1.0,
-        arm_ridge: float = 10.0,
-        prior_rate: float = 0.02,
+        ridge: float = 300.0,
+        arm_ridge: float = 1000.0,
+        prior_rate: float = 0.01,
         history: bool = True,
+        interactions: str = "channel,offer",
         seed: int | None = None,
         delay_correction: bool = True,
     ) -> None:
-        super().__init__(ridge, arm_ridge, prior_rate, history, seed, delay_correction)
+        super().__init__(
+            ridge=ridge,
+            arm_ridge=arm_ridge,
+            prior_rate=prior_rate,
+            history=history,
+            interactions=interactions,
+            seed=seed,
+            delay_correction=delay_correction,
+        )
         if sampling not in ("batch", "cell"):
             raise ValueError(f"sampling must be batch or cell, got {sampling!r}")
         self.pace = pace

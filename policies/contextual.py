@@ -1,20 +1,26 @@
 """Contextual bandits on customer features: ``lin_ucb`` and ``lin_ts``.
 
 Both share one Bayesian linear model of a customer's conversion probability under each arm,
-``p(x, a) = phi(x, a)^T theta`` with ``phi(x, a) = [1, x] (kron) z_a``: every customer feature
-(and an intercept) crossed with the arm's features ``z_a = [1, channel one-hot, content one-hot,
-offer one-hot, arm one-hot]``. The shared blocks (intercept, channel, content, offer) let arms
-learn from each other; the arm one-hot block, with a stronger prior toward 0, lets each arm depart
-from them. No contact is not modelled: it earns nothing toward an attributed goal.
+``p(x, a) = phi(x, a)^T theta``, with customer features crossed with arm features: ``x`` is
+``[1, features]`` (the simulator's observable features plus, with ``history``, the customer's
+conversions seen during the campaign) and ``z_a = [1, channel one-hot, content one-hot, offer
+one-hot, arm one-hot]``; ``phi(x, a) = x (kron) z_a`` restricted to the crossed groups
+(``interactions``, by default channel and offer: every feature gets a coefficient per channel
+and per offer) while the other columns (by default content and arm one-hots) get one
+coefficient each (an arm-specific level, with a stronger prior toward 0). The shared blocks let
+arms learn from each other. No contact is not modelled: it earns nothing toward an attributed goal.
 
-The arm one-hot block is crossed with the intercept only (an arm-specific level). The model
-keeps per-arm sufficient statistics (``sum w x x^T`` and ``sum w y x``), so the weighted
-observations of the delayed-reward buffer (:mod:`policies.delayed`) update it exactly, delayed
-conversions and partial negatives included, and the Kronecker structure keeps the posterior
-(``A = Lambda + sum_a S_a (kron) z_a z_a^T``, dimension ``(1 + n_features) * n_arm_features``)
-cheap to assemble and the per-(customer, arm) predictive variance cheap to evaluate for a whole
-batch. For revenue goals a second ridge model predicts the revenue of a conversion from the
+The model keeps per-arm sufficient statistics (``sum w x x^T`` and ``sum w y x``), so the
+weighted observations of the delayed-reward buffer (:mod:`policies.delayed`) update it exactly,
+delayed conversions and partial negatives included, and the Kronecker structure keeps the
+posterior (``A = Lambda + sum_a S_a (kron) z_a z_a^T`` on the active coefficients, about 300 on
+retail) cheap to assemble and the per-(customer, arm) predictive variance cheap to evaluate for a
+whole batch. For revenue goals a second ridge model predicts the revenue of a conversion from the
 customer features; a value is ``p(x, a) * revenue(x)``.
+
+The default priors (``ridge=300`` pseudo-observations on shared coefficients, ``arm_ridge=1000``
+on arm levels, ``prior_rate=0.01``) suit waves of thousands of customers with conversion rates
+around 1%; small problems want weaker priors.
 """
 
 from __future__ import annotations
@@ -34,6 +40,24 @@ Sampling = Literal["batch", "cell"]
 """How Thompson sampling draws: one coefficient draw per wave, or one draw per (customer, arm)."""
 
 
+ARM_GROUPS: dict[str, int] = {"intercept": 0, "channel": 1, "content": 2, "offer": 3, "arm": 4}
+"""Codes of the arm feature groups in :func:`arm_design`."""
+
+
+def parse_interactions(text: str) -> tuple[int, ...]:
+    """Arm feature groups crossed with customer features, from ``"channel,content,offer"``
+    (``intercept`` is always crossed; ``""`` crosses nothing else).
+
+    Raises:
+        ValueError: an unknown group name.
+    """
+    names = [t.strip() for t in text.replace("+", ",").split(",") if t.strip()]
+    unknown = [t for t in names if t not in ARM_GROUPS]
+    if unknown:
+        raise ValueError(f"unknown interaction groups {unknown}; known: {list(ARM_GROUPS)}")
+    return tuple(sorted({0, *(ARM_GROUPS[t] for t in names)}))
+
+
 def arm_design(arms: ArmTable) -> tuple[FloatArray, IntArray]:
     """Arm features and their groups.
 
@@ -42,8 +66,9 @@ def arm_design(arms: ArmTable) -> tuple[FloatArray, IntArray]:
 
     Returns:
         ``(z (n_arms, d_z), group (d_z,))``: ``z`` has columns intercept, channel one-hot, content
-        one-hot, offer one-hot and arm one-hot (row 0, no contact, is all zeros); ``group`` is 0
-        for the shared columns and 1 for the arm one-hot columns.
+        one-hot, offer one-hot and arm one-hot (row 0, no contact, is all zeros); ``group`` codes
+        them 0 (intercept), 1 (channel), 2 (content), 3 (offer) and 4 (arm), see
+        :data:`ARM_GROUPS`.
     """
     n = len(arms)
     n_ch, n_co, n_of = len(arms.channel_names), len(arms.content_names), len(arms.offer_names)
@@ -55,8 +80,7 @@ def arm_design(arms: ArmTable) -> tuple[FloatArray, IntArray]:
     z[rows, 1 + n_ch + arms.content[1:]] = 1.0
     z[rows, 1 + n_ch + n_co + arms.offer[1:]] = 1.0
     z[rows, 1 + n_ch + n_co + n_of + rows - 1] = 1.0
-    group = np.zeros(d, np.int64)
-    group[1 + n_ch + n_co + n_of :] = 1
+    group = np.repeat(np.arange(5), [1, n_ch, n_co, n_of, n - 1]).astype(np.int64)
     return z, group
 
 
@@ -69,9 +93,10 @@ def with_intercept(features: NDArray[np.floating[Any]]) -> FloatArray:
 class KroneckerRidge:
     """Bayesian ridge regression ``y ~ N(([1, x] kron z_a)^T theta, noise)`` over arms.
 
-    The arm one-hot columns are crossed with the intercept only (an arm-specific level on top of
-    the shared channel, content and offer effects and their feature interactions), which keeps
-    the number of coefficients at ``(1 + n_features) * n_shared + n_arms``.
+    Only the ``crossed`` groups of arm columns are crossed with the customer features; the others
+    (by default the arm one-hots: an arm-specific level on top of the shared channel, content and
+    offer effects and their feature interactions) with the intercept only, which keeps the number
+    of coefficients at ``(1 + n_features) * n_crossed_columns + n_other_columns``.
     The prior is ``theta ~ N(m0, noise * Lambda^-1)`` with ``Lambda`` diagonal: ``ridge`` on the
     shared arm columns and ``arm_ridge`` on the arm one-hot columns (pseudo-observations);
     ``m0`` puts ``prior_rate`` on the intercept-by-intercept coefficient, so every contact arm
@@ -80,10 +105,12 @@ class KroneckerRidge:
     Args:
         n_features: customer features (without the intercept).
         design: ``(n_arms, d_z)`` arm features (see :func:`arm_design`).
-        group: ``(d_z,)`` 0 for shared columns, 1 for arm one-hot columns.
+        group: ``(d_z,)`` group code of each arm column (see :func:`arm_design`).
         ridge: prior precision of shared coefficients.
         arm_ridge: prior precision of arm-specific coefficients.
         prior_rate: prior mean outcome of every contact arm.
+        crossed: groups whose columns are crossed with the customer features (the others are
+            crossed with the intercept only).
     """
 
     def __init__(
@@ -94,18 +121,20 @@ class KroneckerRidge:
         ridge: float,
         arm_ridge: float,
         prior_rate: float,
+        crossed: tuple[int, ...] = (0, 1, 2, 3),
     ) -> None:
         self.design = np.asarray(design, dtype=np.float64)
         self.group = np.asarray(group, dtype=np.int64)
         self.n_arms, self.d_z = self.design.shape
         self.d_x = n_features + 1
         self.d = self.d_x * self.d_z
-        col = np.where(np.asarray(group) == 1, arm_ridge, ridge)
+        self.crossed = tuple(int(g) for g in crossed)
+        col = np.where(self.group == ARM_GROUPS["arm"], arm_ridge, ridge)
         self.precision = np.tile(col, self.d_x)  # index j * d_z + l
         self.prior_mean = np.zeros(self.d)
         self.prior_mean[0] = prior_rate
         active = np.ones((self.d_x, self.d_z), dtype=bool)
-        active[1:, self.group == 1] = False  # arm one-hots are crossed with the intercept only
+        active[1:, ~np.isin(self.group, self.crossed)] = False
         self.active_index = np.flatnonzero(active.ravel())
         self.S = np.zeros((self.n_arms, self.d_x, self.d_x))
         self.r = np.zeros((self.n_arms, self.d_x))
@@ -328,6 +357,9 @@ class ContextualPolicy(LearningPolicy):
         prior_rate: prior conversion probability of every contact arm.
         history: add the customers' conversions seen during the campaign to their features
             (see :class:`CustomerHistory`).
+        interactions: arm feature groups crossed with the customer features, comma-separated
+            among ``channel``, ``content``, ``offer`` and ``arm`` (the others get one coefficient
+            per column; see :func:`parse_interactions`).
         seed: the policy's seed.
         delay_correction: see :class:`policies.bandits.LearningPolicy`.
     """
@@ -336,15 +368,18 @@ class ContextualPolicy(LearningPolicy):
 
     def __init__(
         self,
-        ridge: float = 1.0,
-        arm_ridge: float = 10.0,
-        prior_rate: float = 0.02,
+        ridge: float = 300.0,
+        arm_ridge: float = 1000.0,
+        prior_rate: float = 0.01,
         history: bool = True,
+        interactions: str = "channel,offer",
         seed: int | None = None,
         delay_correction: bool = True,
     ) -> None:
         super().__init__(seed, delay_correction)
         self.history: CustomerHistory | None = CustomerHistory() if history else None
+        self.interactions = interactions
+        self.crossed = parse_interactions(interactions)
         self.ridge = ridge
         self.arm_ridge = arm_ridge
         self.prior_rate = prior_rate
@@ -359,6 +394,7 @@ class ContextualPolicy(LearningPolicy):
             "arm_ridge": self.arm_ridge,
             "prior_rate": self.prior_rate,
             "history": self.history is not None,
+            "interactions": self.interactions,
         }
 
     def prepare(self, ctx: DecisionContext) -> None:
@@ -378,7 +414,9 @@ class ContextualPolicy(LearningPolicy):
             self.history.observe(feedback.events)
 
     def _build(self, n_features: int, design: FloatArray, group: IntArray) -> None:
-        self.model = KroneckerRidge(n_features, design, group, self.ridge, self.arm_ridge, self.prior_rate)
+        self.model = KroneckerRidge(
+            n_features, design, group, self.ridge, self.arm_ridge, self.prior_rate, self.crossed
+        )
         self.revenue_model = RevenueModel(n_features)
         self.stats = ArmStats(design.shape[0])
 
@@ -494,7 +532,7 @@ class LinUCBPolicy(ContextualPolicy):
 
     Args:
         alpha: width of the confidence bound in posterior standard deviations.
-        ridge, arm_ridge, prior_rate, history, seed, delay_correction: see
+        ridge, arm_ridge, prior_rate, history, interactions, seed, delay_correction: see
             :class:`ContextualPolicy`.
     """
 
@@ -503,14 +541,23 @@ class LinUCBPolicy(ContextualPolicy):
     def __init__(
         self,
         alpha: float = 1.0,
-        ridge: float = 1.0,
-        arm_ridge: float = 10.0,
-        prior_rate: float = 0.02,
+        ridge: float = 300.0,
+        arm_ridge: float = 1000.0,
+        prior_rate: float = 0.01,
         history: bool = True,
+        interactions: str = "channel,offer",
         seed: int | None = None,
         delay_correction: bool = True,
     ) -> None:
-        super().__init__(ridge, arm_ridge, prior_rate, history, seed, delay_correction)
+        super().__init__(
+            ridge=ridge,
+            arm_ridge=arm_ridge,
+            prior_rate=prior_rate,
+            history=history,
+            interactions=interactions,
+            seed=seed,
+            delay_correction=delay_correction,
+        )
         self.alpha = alpha
 
     def config(self) -> dict[str, Any]:
@@ -539,7 +586,7 @@ class LinTSPolicy(ContextualPolicy):
     Args:
         explore: scale of the posterior standard deviation in the draws (1: Thompson sampling).
         pscore_samples: Monte Carlo draws for the propensities.
-        ridge, arm_ridge, prior_rate, history, seed, delay_correction: see
+        ridge, arm_ridge, prior_rate, history, interactions, seed, delay_correction: see
             :class:`ContextualPolicy`.
     """
 
@@ -549,14 +596,23 @@ class LinTSPolicy(ContextualPolicy):
         self,
         explore: float = 1.0,
         pscore_samples: int = 32,
-        ridge: float = 1.0,
-        arm_ridge: float = 10.0,
-        prior_rate: float = 0.02,
+        ridge: float = 300.0,
+        arm_ridge: float = 1000.0,
+        prior_rate: float = 0.01,
         history: bool = True,
+        interactions: str = "channel,offer",
         seed: int | None = None,
         delay_correction: bool = True,
     ) -> None:
-        super().__init__(ridge, arm_ridge, prior_rate, history, seed, delay_correction)
+        super().__init__(
+            ridge=ridge,
+            arm_ridge=arm_ridge,
+            prior_rate=prior_rate,
+            history=history,
+            interactions=interactions,
+            seed=seed,
+            delay_correction=delay_correction,
+        )
         self.explore = explore
         self.pscore_samples = pscore_samples
 

@@ -132,11 +132,14 @@ def run(
     metric: str = "conversions",
 ) -> Iterator[tuple[DecisionContext, Decisions]]:
     """Play ``rounds`` rounds of ``n`` candidates; yields each round's context and decisions
-    (after the policy has been updated with that round's feedback)."""
+    (after the policy has been updated with that round's feedback). The goal remaining shrinks
+    by the conversions observed; the budget does not (the tests look at single waves)."""
     next_id = 0
     late = EventBatch.empty()
+    achieved = 0
     for t in range(rounds):
-        ctx = world.context(t, n, rounds, budget=budget, goal_remaining=goal_remaining, metric=metric)
+        remaining = max(goal_remaining - achieved, 0.0)
+        ctx = world.context(t, n, rounds, budget=budget, goal_remaining=remaining, metric=metric)
         dec = policy.act(ctx)
         arms = np.asarray(dec.arms, dtype=np.int64)
         sent = arms != 0
@@ -148,6 +151,7 @@ def run(
         cost = np.where(world.arms.max_offer_cost[arms] > 0, world.offer_cost, 0.0)
         now = _events(ids[conv & ~delayed], t, world.revenue, cost[conv & ~delayed])
         events = EventBatch.concat([late, now])
+        achieved += len(events)
         late = _events(ids[conv & delayed], t + 1, world.revenue, cost[conv & delayed])
         policy.update(Feedback(ctx, Decisions(arms, dec.pscores, dec.priority), ids, events))
         yield ctx, dec

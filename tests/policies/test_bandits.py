@@ -33,12 +33,12 @@ CONTEXT_FREE = {
     "ucb": lambda: UCBPolicy(seed=1),
     "thompson": lambda: ThompsonPolicy(seed=1),
 }
+# Priors sized for the synthetic world's small rounds (the defaults suit waves of thousands).
+SMALL = {"ridge": 1.0, "arm_ridge": 10.0, "prior_rate": 0.1, "history": False}
 CONTEXTUAL = {
-    "lin_ucb": lambda: LinUCBPolicy(alpha=1.0, prior_rate=0.1, history=False, seed=1),
-    "lin_ts": lambda: LinTSPolicy(prior_rate=0.1, pscore_samples=16, history=False, seed=1),
-    "budgeted_ts": lambda: BudgetedTSPolicy(
-        prior_rate=0.1, pscore_samples=16, history=False, count_pending=False, seed=1
-    ),
+    "lin_ucb": lambda: LinUCBPolicy(alpha=1.0, seed=1, **SMALL),
+    "lin_ts": lambda: LinTSPolicy(pscore_samples=16, seed=1, **SMALL),
+    "budgeted_ts": lambda: BudgetedTSPolicy(pscore_samples=16, count_pending=False, seed=1, **SMALL),
 }
 
 
@@ -186,7 +186,7 @@ def test_budgeted_never_asks_more_than_available(budget: float) -> None:
 def test_budgeted_paces_spend_across_waves() -> None:
     # A small need per wave buys it with cheap arms and leaves the budget for later waves.
     world = World(make_arms([0.01, 0.5]), rate=np.array([0.0, 0.05, 0.08]), seed=6)
-    pol = BudgetedTSPolicy(prior_rate=0.05, pscore_samples=8, history=False, seed=0)
+    pol = BudgetedTSPolicy(pscore_samples=8, seed=0, **{**SMALL, "prior_rate": 0.05})
     spent = []
     for ctx, dec in run(pol, world, rounds=10, n=1000, budget=1000.0, goal_remaining=100.0):
         spent.append(float(world.arms.send_cost[dec.arms].sum()))
@@ -250,7 +250,27 @@ class _MaskCheck(Policy):
         self.inner.update(feedback)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("name", [n.replace("ARM", "email/bestsellers/none") for n in POLICY_NAMES])
+BANDIT_NAMES = (
+    "random",
+    "fixed:email/bestsellers/none",
+    "oracle",
+    "oracle:reserve_aware=true",
+    "explore_then_commit",
+    "epsilon_greedy",
+    "ucb",
+    "thompson",
+    "lin_ucb",
+    "lin_ts",
+    "budgeted_ts",
+)
+
+
+def test_names_are_registered() -> None:
+    for name in BANDIT_NAMES:
+        assert name.split(":")[0] in {n.split(":")[0] for n in POLICY_NAMES}
+
+
+@pytest.mark.parametrize("name", BANDIT_NAMES)
 def test_short_retail_campaign(name: str) -> None:
     sim = Simulator(load_scenario("retail"), n_customers=3000)
     spec = CampaignSpec(goal=Goal(target=120), budget=60.0, max_iterations=5, customers_per_iteration=1000)
