@@ -12,16 +12,21 @@ value per unit of cost, and the budget must last for the iterations to come. Eac
    the arm's learned offer cost per conversion (redemption rate times offer cost);
 3. paces: the wave should deliver ``pace * (goal_remaining - expected_pending) / iterations_left``
    of the goal, where ``expected_pending`` is what the model expects from sent decisions whose
-   conversions may still arrive;
+   conversions may still arrive, and every forecast is scaled by the model's track record
+   (realized over forecast goal of closed decisions: a model overstates the arms it picks);
 4. solves the wave's multiple-choice knapsack with the oracle's Lagrangian solver
-   (:func:`policies.knapsack.solve_wave`): each customer takes the arm maximizing
-   ``sampled value - cost / price`` at the lowest price whose wave meets the need (counted with
-   posterior means, not the optimistic samples) and whose worst-case cost fits
-   ``ctx.budget_available``; no contact when nothing is worth its price.
+   (:func:`policies.knapsack.solve_wave`) in its reserve-aware mode: each customer takes the arm
+   maximizing ``sampled value - cost / price - penalty * worst_case`` at the lowest price whose
+   wave meets the need (counted with calibrated posterior means, not the optimistic samples),
+   the penalty on worst-case dollars rising only as far as needed for the wave's reservations to
+   fit; no contact when nothing is worth its price. Two guards keep a wave from burning the
+   budget: the price never exceeds ``price_cap`` times what the budget can afford per unit of
+   goal on average, and one wave reserves at most about its even share of the money not yet
+   spent (reservations are held for the attribution window, so a greedy wave starves the next).
 
-Propensities: the probability of the chosen arm under the per-cell Thompson draws at the wave's
-price (the price itself is held fixed: an approximation, since it depends on the batch's draws),
-by Monte Carlo.
+Propensities: the probability of the chosen arm under the Thompson draws at the wave's price and
+penalty (both held fixed: an approximation, since they depend on the batch's draws), by Monte
+Carlo.
 """
 
 from __future__ import annotations

@@ -11,8 +11,8 @@ until its window closes, and releases weighted observations for the learners:
 * a **negative** (``converted = 0``) when the window closes without a conversion.
 
 Positives arrive early and negatives late, so learning only from those overstates conversion
-rates while decisions are pending (by about 2.4x in the second iteration of a campaign with
-a 2-iteration window). With ``delay_correction`` (the default) a pending decision of age ``k``
+rates while decisions are pending (before the first window closes, every observation is a
+positive). With ``delay_correction`` (the default) a pending decision of age ``k``
 (feedbacks seen since it was sent) already counts as a negative of weight ``F(k)``, the share of
 conversions that arrive by age ``k``; the weight grows with ``F`` and reaches 1 when the window
 closes, and a conversion withdraws it (a row of negative weight) before adding its positive.

@@ -3,9 +3,13 @@
 What campaign owners do today: for the first ``test_iterations`` iterations a random
 ``test_share`` of the candidates gets a uniformly random allowed contact arm (the rest waits:
 no contact); then the winner of that test is sent to every candidate who can receive it, for the
-rest of the campaign. The winner is chosen once, from what has been observed by then (delayed
-conversions that have not arrived yet are missing, as they are for a person reading the test's
-report), by ``criterion``:
+rest of the campaign. The test is sized to its budget: its worst case (what the loop reserves)
+is at most ``test_budget`` of the available budget per test iteration, so offers, which reserve
+their cap, do not crowd the other arms out of the test. The winner is chosen once, from what has
+been observed by then (delayed conversions that have not arrived yet are missing, as they are for
+a person reading the test's report), with each arm's rate shrunk toward the test's pooled rate by
+``shrinkage`` pseudo-contacts (an arm with one lucky conversion out of ten contacts does not
+win), by ``criterion``:
 
 * ``cost_per_goal`` (default): the lowest observed cost per unit of the goal metric (dollars per
   conversion, or per dollar of revenue), spend being send costs plus offer costs paid;
@@ -32,13 +36,16 @@ Criterion = Literal["cost_per_goal", "rate", "feasible"]
 class ExploreThenCommitPolicy(LearningPolicy):
     """A/B test on a slice of the audience, then one winning arm for everyone.
 
-    Propensities: in the test, ``test_share / allowed contact arms`` for a tested customer and
-    ``1 - test_share`` for a waiting one; after it, 1.
+    Propensities: in the test, ``q / allowed contact arms`` for a tested customer and ``1 - q``
+    for a waiting one, where ``q`` is the tested share (``test_share``, less if the test budget
+    binds); after it, 1.
 
     Args:
         test_share: share of each test iteration's candidates in the test.
         test_iterations: iterations of testing before committing.
         criterion: how the winner is chosen (see the module doc).
+        test_budget: most of the available budget one test iteration may reserve.
+        shrinkage: pseudo-contacts at the pooled rate added to every arm's tally.
         seed: the policy's seed.
         delay_correction: unused by the tallies (kept for the common interface); default off.
     """
@@ -50,6 +57,8 @@ class ExploreThenCommitPolicy(LearningPolicy):
         test_share: float = 0.2,
         test_iterations: int = 2,
         criterion: Criterion = "cost_per_goal",
+        test_budget: float = 0.25,
+        shrinkage: float = 100.0,
         seed: int | None = None,
         delay_correction: bool = False,
     ) -> None:
@@ -61,6 +70,8 @@ class ExploreThenCommitPolicy(LearningPolicy):
         self.test_share = test_share
         self.test_iterations = test_iterations
         self.criterion: Criterion = criterion
+        self.test_budget = test_budget
+        self.shrinkage = shrinkage
         self.stats: ArmStats | None = None
         self.sends = np.zeros(0)
         self.winner: int | None = None
@@ -71,6 +82,8 @@ class ExploreThenCommitPolicy(LearningPolicy):
             "test_share": self.test_share,
             "test_iterations": self.test_iterations,
             "criterion": self.criterion,
+            "test_budget": self.test_budget,
+            "shrinkage": self.shrinkage,
         }
 
     def prepare(self, ctx: DecisionContext) -> None:
@@ -94,10 +107,14 @@ class ExploreThenCommitPolicy(LearningPolicy):
         n = len(ctx)
         if ctx.iteration < self.test_iterations and self.winner is None:
             arms, count = random_allowed(self.rng, allowed)
-            tested = self.rng.random(n) < self.test_share
             can = allowed.any(axis=1)
+            worst = np.asarray(ctx.arms.worst_case_cost, dtype=np.float64)
+            expected_worst = float((allowed @ worst / count).sum())  # if everyone were tested
+            cap = self.test_budget * ctx.budget_available
+            q = min(self.test_share, cap / expected_worst) if expected_worst > 0 else self.test_share
+            tested = self.rng.random(n) < q
             arms = np.where(tested & can, arms, NO_CONTACT)
-            pscores = np.where(arms != NO_CONTACT, self.test_share / count, 1.0 - self.test_share)
+            pscores = np.where(arms != NO_CONTACT, q / count, 1.0 - q)
             pscores = np.where(can, pscores, 1.0)
             return Decisions(arms=arms, pscores=pscores)
         if self.winner is None:
@@ -106,14 +123,18 @@ class ExploreThenCommitPolicy(LearningPolicy):
         return Decisions(arms=arms, pscores=np.ones(n))
 
     def scores(self, ctx: DecisionContext) -> tuple[FloatArray, FloatArray, FloatArray]:
-        """Per-arm observed ``(cost per unit of goal, goal per contact, spend per contact)``."""
+        """Per-arm ``(cost per unit of goal, goal per contact, spend per contact)`` as observed,
+        the goal per contact shrunk toward the pooled rate."""
         assert self.stats is not None
         goal = self.stats.conversions if ctx.goal_metric == "conversions" else self.stats.revenue
         spend = self.sends * ctx.arms.send_cost + self.stats.offer_cost
-        with np.errstate(divide="ignore", invalid="ignore"):
-            per_goal = np.where(goal > 0, spend / np.maximum(goal, 1e-300), np.inf)
-            rate = np.where(self.sends > 0, goal / np.maximum(self.sends, 1.0), 0.0)
-            per_send = np.where(self.sends > 0, spend / np.maximum(self.sends, 1.0), ctx.arms.send_cost)
+        pooled = float(goal[1:].sum()) / max(float(self.sends[1:].sum()), 1.0)
+        k = self.shrinkage
+        rate = (goal + k * pooled) / (self.sends + k)
+        rate[NO_CONTACT] = 0.0
+        per_send = np.where(self.sends > 0, spend / np.maximum(self.sends, 1.0), ctx.arms.send_cost)
+        with np.errstate(divide="ignore"):
+            per_goal = np.where(rate > 0, per_send / np.maximum(rate, 1e-300), np.inf)
         return per_goal, rate, per_send
 
     def choose_winner(self, ctx: DecisionContext) -> int:
