@@ -6,6 +6,14 @@ hypothesis tests; every simulator they build is fresh and reset with the given s
 
 from __future__ import annotations
 
+import os
+import tempfile
+
+# Nothing may call out, also when pytest is run without the Makefile's exports.
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("SB3_LOGDIR", os.path.join(tempfile.gettempdir(), "campaign-opt-sb3"))
+
 from collections.abc import Callable, Mapping
 from typing import Any
 
