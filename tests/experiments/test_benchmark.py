@@ -35,7 +35,7 @@ def _result() -> BenchmarkResult:
     return from_runs(runs)
 
 
-def test_the_yardstick_is_the_cheapest_oracle_that_always_reached_the_goal() -> None:
+def test_the_yardstick_is_the_most_reliable_then_cheapest_oracle() -> None:
     res = _result()
     assert res.yardstick == {"s": "oracle:reserve_aware=true"}
     rows = {r.policy: r for r in res.rows}
