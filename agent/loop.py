@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+from numpy.typing import NDArray
 
 from agent.ledger import BudgetLedger
 from agent.report import CampaignReport, DecisionLog, IterationRecord
@@ -79,6 +80,20 @@ class Campaign:
                 f"attribution_window {self.window} is shorter than the channel's longest conversion "
                 f"delay {max_delay}: offers redeemed later could not be paid from a reservation"
             )
+        names = list(arms.channel_names)
+        self.channel_cap = np.full(len(names), np.inf)
+        for channel, cap in (spec.channel_budgets or {}).items():
+            if channel not in names:
+                raise CampaignError(f"channel_budgets: unknown channel {channel!r}; channels are {names}")
+            self.channel_cap[names.index(channel)] = cap
+        bad = [c for c in spec.suppression if not 0 <= c < simulator.n_customers]
+        if bad:
+            raise CampaignError(
+                f"suppression: unknown customer id(s) {sorted(bad)[:5]}; "
+                f"ids are 0..{simulator.n_customers - 1}"
+            )
+        self.suppressed = np.zeros(simulator.n_customers, dtype=bool)
+        self.suppressed[list(spec.suppression)] = True
         self.ledger = BudgetLedger(spec.budget)
         self.log = DecisionLog()
         self._attributable = np.zeros(0, dtype=bool)  # per decision: a conversion may still count
@@ -86,6 +101,7 @@ class Campaign:
         n = simulator.n_customers
         self.customer_cost = np.zeros(n)  # spent + reserved per customer
         self.customer_contacts = np.zeros(n, dtype=np.int64)
+        self.last_contact = np.full(n, np.iinfo(np.int64).min // 2, dtype=np.int64)
         self._n_channels = len(arms.channel_names)
         self.spend_by_channel = np.zeros(self._n_channels)
         self.offer_cost_by_offer = np.zeros(len(arms.offer_names))
@@ -178,6 +194,44 @@ class Campaign:
             if old.size:
                 self._release(old)
 
+    # -- caps ----------------------------------------------------------------------------------
+    def _capped(self, customers: np.ndarray, t: int) -> NDArray[np.bool_]:
+        """``(n,)`` mask of candidates who may not be contacted now: suppressed, or over the
+        frequency cap (``max_contacts`` within the last ``window_iterations``, or closer than
+        ``min_gap`` to their last contact)."""
+        out: NDArray[np.bool_] = self.suppressed[customers].copy()
+        cap = self.spec.frequency_cap
+        if cap is None or len(self.log) == 0:
+            return out
+        out |= t - self.last_contact[customers] < cap.min_gap
+        recent = self.log.iteration > t - cap.window_iterations
+        counts = np.bincount(self.log.customer[recent], minlength=self.sim.n_customers)
+        out |= counts[customers] >= cap.max_contacts
+        return out
+
+    def channel_committed(self) -> FloatArray:
+        """``(n_channels,)`` dollars spent plus still reserved by the decisions on each channel."""
+        arms = self.sim.arms
+        if len(self.log) == 0:
+            return np.zeros(self._n_channels)
+        ids = self.log.decision_id
+        # An open reservation holds its whole worst case (charged + remainder); a closed one its charges.
+        committed = np.where(self.ledger.is_open(ids), self.log.reserved, self.ledger.charged(ids))
+        out = np.bincount(arms.channel[self.log.arm], weights=committed, minlength=self._n_channels)
+        return out.astype(np.float64)
+
+    def _fits_channels(self, worst: FloatArray, chosen: np.ndarray) -> np.ndarray:
+        """Mask of the contacts (in priority order) whose worst case fits their channel's cap."""
+        if not np.isfinite(self.channel_cap).any():
+            return np.ones(chosen.shape, dtype=bool)
+        ch = self.sim.arms.channel[chosen]
+        room = self.channel_cap - self.channel_committed()
+        fits = np.ones(chosen.shape, dtype=bool)
+        for k in np.flatnonzero(np.isfinite(self.channel_cap)):  # a loop over channels, not customers
+            on = np.flatnonzero(ch == k)
+            fits[on] = np.cumsum(worst[chosen[on]]) <= room[k] + 1e-9
+        return fits
+
     # -- one iteration -------------------------------------------------------------------------
     def step(self) -> IterationRecord:
         """Run one iteration; call :meth:`check_stop` first."""
@@ -191,7 +245,8 @@ class Campaign:
         if spec.max_cost_per_customer is not None:
             room = spec.max_cost_per_customer - self.customer_cost[customers]
             mask &= worst[None, :] <= room[:, None] + 1e-12
-            mask[:, NO_CONTACT] = True
+        mask[self._capped(customers, t), 1:] = False
+        mask[:, NO_CONTACT] = True
         target = spec.goal.target
         ctx = DecisionContext(
             customers=customers,
@@ -219,7 +274,7 @@ class Campaign:
         contact = np.flatnonzero(chosen != NO_CONTACT)
         if dec.priority is not None and contact.size:
             contact = contact[np.argsort(-np.asarray(dec.priority)[contact], kind="stable")]
-        fits = self.ledger.affordable(worst[chosen[contact]])
+        fits = self.ledger.affordable(worst[chosen[contact]]) & self._fits_channels(worst, chosen[contact])
         chosen[contact[~fits]] = NO_CONTACT
         contact = np.sort(contact[fits])
         c, a = customers[contact], chosen[contact]
@@ -227,6 +282,7 @@ class Campaign:
         self.ledger.charge(ids, arms.send_cost[a])
         self.customer_cost[c] += worst[a]
         self.customer_contacts[c] += 1
+        self.last_contact[c] = t
         self.log.append(
             decision_id=ids,
             iteration=np.full(ids.shape, t, np.int64),

@@ -18,6 +18,23 @@ class Goal(BaseModel):
     target: Annotated[float, Field(gt=0)]
 
 
+class FrequencyCap(BaseModel):
+    """At most ``max_contacts`` contacts per customer within any ``window_iterations`` consecutive
+    iterations, and at least ``min_gap`` iterations between two contacts of one customer.
+
+    Example:
+        >>> FrequencyCap(max_contacts=2, window_iterations=5, min_gap=2).min_gap
+        2
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_contacts: Annotated[int, Field(ge=1)]
+    window_iterations: Annotated[int, Field(ge=1, le=10_000)]
+    min_gap: Annotated[int, Field(ge=1, le=10_000)] = 1
+    """1: contacts in consecutive iterations are allowed; 3: at least two iterations in between."""
+
+
 class CampaignSpec(BaseModel):
     """Goal, cost threshold and limits of one campaign.
 
@@ -37,6 +54,11 @@ class CampaignSpec(BaseModel):
     """Arm names (``channel/content/offer``) the campaign may send; ``None``: all."""
     max_iterations: Annotated[int, Field(ge=1, le=10_000)] = 30
     customers_per_iteration: Annotated[int, Field(ge=1)] = 10_000
+    frequency_cap: FrequencyCap | None = None
+    channel_budgets: dict[str, Annotated[float, Field(gt=0)]] | None = None
+    """Most that may be spent or reserved per channel (dollars), by channel name."""
+    suppression: frozenset[int] = frozenset()
+    """Customer ids never to contact."""
     attribution_window: Annotated[int, Field(ge=0, le=1000)] | None = None
     """Iterations after a send during which its conversions count and its offer reservation is
     held; ``None``: the scenario's longest conversion delay."""
@@ -53,6 +75,9 @@ class CampaignSpec(BaseModel):
         customers_per_iteration: int | None = None,
         max_cost_per_customer: float | None = None,
         allowed_arms: list[str] | None = None,
+        frequency_cap: FrequencyCap | None = None,
+        channel_budgets: dict[str, float] | None = None,
+        suppression: frozenset[int] = frozenset(),
     ) -> CampaignSpec:
         """The scenario's default campaign with any given field overridden."""
         d = scenario.default_goal
@@ -65,4 +90,7 @@ class CampaignSpec(BaseModel):
             customers_per_iteration=customers_per_iteration or d.customers_per_iteration,
             max_cost_per_customer=max_cost_per_customer,
             allowed_arms=allowed_arms,
+            frequency_cap=frequency_cap,
+            channel_budgets=channel_budgets,
+            suppression=suppression,
         )

@@ -122,6 +122,54 @@ def _print_report(report: dict[str, Any]) -> None:
     out.print(t)
 
 
+def _parse_caps(
+    frequency_cap: str | None, channel_budget: list[str], suppression: Path | None
+) -> dict[str, Any]:
+    """The caps options of ``simulate`` as CampaignSpec fields (exit 2 with the reason when malformed)."""
+    from agent.spec import FrequencyCap
+
+    out: dict[str, Any] = {}
+    if frequency_cap is not None:
+        parts = frequency_cap.split("/")
+        if len(parts) not in (2, 3) or not all(p.strip().isdigit() for p in parts):
+            raise _fail(
+                f"--frequency-cap {frequency_cap!r}: expected K/W or K/W/GAP with whole numbers, e.g. 2/7"
+            )
+        k, w, *gap = (int(p) for p in parts)
+        try:
+            out["frequency_cap"] = FrequencyCap(
+                max_contacts=k, window_iterations=w, min_gap=gap[0] if gap else 1
+            )
+        except ValueError as err:
+            raise _fail(f"--frequency-cap {frequency_cap!r}: {err}") from None
+    budgets: dict[str, float] = {}
+    for item in channel_budget:
+        name, sep, value = item.partition("=")
+        try:
+            amount = float(value)
+        except ValueError:
+            amount = float("nan")
+        if not sep or not name.strip() or not amount > 0:
+            raise _fail(
+                f"--channel-budget {item!r}: expected CHANNEL=DOLLARS with a positive amount, e.g. sms=50"
+            )
+        budgets[name.strip()] = amount
+    if budgets:
+        out["channel_budgets"] = budgets
+    if suppression is not None:
+        if not suppression.is_file():
+            raise _fail(f"--suppression {str(suppression)!r}: file not found")
+        lines = [s.strip() for s in suppression.read_text().splitlines() if s.strip()]
+        bad = [s for s in lines if not s.isdigit()]
+        if bad:
+            raise _fail(
+                f"--suppression {str(suppression)!r}: not a customer id: {bad[0]!r} "
+                "(one whole number per line)"
+            )
+        out["suppression"] = frozenset(int(s) for s in lines)
+    return out
+
+
 @app.command()
 def simulate(
     scenario: Annotated[str, typer.Option(help="Built-in scenario name or path to a YAML file.")] = "retail",
@@ -141,6 +189,20 @@ def simulate(
     max_cost_per_customer: Annotated[
         float | None, typer.Option(help="Most dollars spent or reserved on one customer.", min=0)
     ] = None,
+    frequency_cap: Annotated[
+        str | None,
+        typer.Option(
+            help="K/W[/GAP]: at most K contacts per customer within W iterations, at least GAP "
+            "iterations between two contacts (default 1)."
+        ),
+    ] = None,
+    channel_budget: Annotated[
+        list[str] | None,
+        typer.Option(help="CHANNEL=DOLLARS: most spent or reserved on a channel (repeatable)."),
+    ] = None,
+    suppression: Annotated[
+        Path | None, typer.Option(help="File of customer ids never to contact (one per line).")
+    ] = None,
     policy_path: Annotated[
         Path | None, typer.Option(help="Run a saved policy (a folder from `train` or Policy.save).")
     ] = None,
@@ -156,6 +218,7 @@ def simulate(
 
     if goal_conversions is not None and goal_revenue is not None:
         raise _fail("give at most one of --goal-conversions and --goal-revenue")
+    caps = _parse_caps(frequency_cap, channel_budget or [], suppression)
     try:
         sc = load_scenario(scenario)
         spec = CampaignSpec.from_scenario(
@@ -168,6 +231,7 @@ def simulate(
             max_iterations=max_iterations,
             customers_per_iteration=customers_per_iteration,
             max_cost_per_customer=max_cost_per_customer,
+            **caps,
         )
         sim = Simulator(sc)
         if policy_path is not None:

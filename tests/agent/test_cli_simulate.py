@@ -1,0 +1,58 @@
+"""`campaign-opt simulate` with caps: the options reach the loop, bad values exit 2 with the reason."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from experiments.cli import app
+
+runner = CliRunner()
+SMALL = ["--max-iterations", "4", "--customers-per-iteration", "2000", "--budget", "300", "--json"]
+
+
+def test_caps_reach_the_campaign(tmp_path: Path) -> None:
+    ids = tmp_path / "suppress.txt"
+    ids.write_text("\n".join(str(i) for i in range(0, 60_000, 2)) + "\n")
+    res = runner.invoke(
+        app,
+        [
+            "simulate",
+            "--policy",
+            "random",
+            "--frequency-cap",
+            "1/10",
+            "--channel-budget",
+            "mail=2",
+            "--channel-budget",
+            "sms=1",
+            "--suppression",
+            str(ids),
+            *SMALL,
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    rep = json.loads(res.stdout)
+    assert rep["max_contacts_per_customer"] <= 1
+    assert rep["spend_by_channel"]["mail"] <= 2 and rep["spend_by_channel"]["sms"] <= 1
+    assert rep["sends"] > 0
+
+
+def test_bad_cap_options_exit_2_with_the_reason(tmp_path: Path) -> None:
+    cases = [
+        (["--frequency-cap", "2"], "expected K/W"),
+        (["--frequency-cap", "0/3"], "max_contacts"),
+        (["--channel-budget", "mail"], "CHANNEL=DOLLARS"),
+        (["--channel-budget", "mail=-3"], "positive amount"),
+        (["--channel-budget", "fax=3"], "unknown channel 'fax'"),
+        (["--suppression", str(tmp_path / "none.txt")], "file not found"),
+    ]
+    bad = tmp_path / "bad.txt"
+    bad.write_text("12\nabc\n")
+    cases.append((["--suppression", str(bad)], "not a customer id: 'abc'"))
+    for args, message in cases:
+        res = runner.invoke(app, ["simulate", "--policy", "random", *args, *SMALL])
+        assert res.exit_code == 2, (args, res.output)
+        assert message in res.output, (args, res.output)
