@@ -59,7 +59,8 @@ class Campaign:
         self.policy = policy
         self.seed = seed
         self.scenario_name = scenario_name or str(getattr(getattr(simulator, "scenario", None), "name", ""))
-        sim_seq, loop_seq = np.random.SeedSequence(seed).spawn(2)
+        # Children are keyed by index: adding the holdout's stream leaves the first two unchanged.
+        sim_seq, loop_seq, holdout_seq = np.random.SeedSequence(seed).spawn(3)
         self.sim.reset(seed=int(sim_seq.generate_state(1)[0]))
         self.rng = np.random.default_rng(loop_seq)
         arms = simulator.arms
@@ -94,6 +95,19 @@ class Campaign:
             )
         self.suppressed = np.zeros(simulator.n_customers, dtype=bool)
         self.suppressed[list(spec.suppression)] = True
+        n_all = simulator.n_customers
+        self.holdout = np.zeros(n_all, dtype=bool)
+        if spec.holdout > 0:
+            k = round(spec.holdout * n_all)
+            if k < 1 or k >= n_all:
+                raise CampaignError(
+                    f"holdout {spec.holdout} of {n_all} customers leaves an empty group; "
+                    "use a larger audience"
+                )
+            self.holdout[np.random.default_rng(holdout_seq).choice(n_all, size=k, replace=False)] = True
+        # Every conversion per customer (attributed or organic): the holdout comparison counts them all.
+        self.customer_conversions = np.zeros(n_all, dtype=np.int64)
+        self.customer_revenue = np.zeros(n_all)
         self.ledger = BudgetLedger(spec.budget)
         self.log = DecisionLog()
         self._attributable = np.zeros(0, dtype=bool)  # per decision: a conversion may still count
@@ -115,8 +129,38 @@ class Campaign:
     # -- state ---------------------------------------------------------------------------------
     @property
     def achieved(self) -> float:
-        """Goal metric reached so far (observed)."""
-        return float(self.conversions if self.spec.goal.metric == "conversions" else self.revenue)
+        """Goal metric reached so far (observed; for ``incremental_conversions`` the estimate)."""
+        metric = self.spec.goal.metric
+        if metric == "incremental_conversions":
+            inc = self.incremental()
+            return 0.0 if inc is None else max(inc["incremental_conversions"], 0.0)
+        return float(self.conversions if metric == "conversions" else self.revenue)
+
+    def incremental(self) -> dict[str, float] | None:
+        """Incremental conversions and revenue of the campaign, with 95% confidence intervals.
+
+        The treated group is everyone not in the holdout (contacted or not: an intent-to-treat
+        comparison, so the policy's targeting cannot bias it). With per-customer totals ``y``,
+        the estimate is ``n_treated * (mean(y | treated) - mean(y | holdout))`` and its standard
+        error ``n_treated * sqrt(var_t / n_t + var_h / n_h)`` (normal approximation).
+
+        Returns:
+            ``None`` without a holdout; else the estimates, ``*_ci_low``/``*_ci_high``, and the
+            group sizes.
+        """
+        if not self.holdout.any():
+            return None
+        h, t = self.holdout, ~self.holdout
+        n_t, n_h = int(t.sum()), int(h.sum())
+        out: dict[str, float] = {"treated_customers": n_t, "holdout_customers": n_h}
+        for name, y in (("conversions", self.customer_conversions), ("revenue", self.customer_revenue)):
+            yt, yh = y[t].astype(np.float64), y[h].astype(np.float64)
+            diff = yt.mean() - yh.mean()
+            se = np.sqrt(yt.var(ddof=1) / n_t + yh.var(ddof=1) / n_h) if min(n_t, n_h) > 1 else np.inf
+            out[f"incremental_{name}"] = float(n_t * diff)
+            out[f"incremental_{name}_ci_low"] = float(n_t * (diff - 1.96 * se))
+            out[f"incremental_{name}_ci_high"] = float(n_t * (diff + 1.96 * se))
+        return out
 
     @property
     def goal_reached(self) -> bool:
@@ -147,6 +191,9 @@ class Campaign:
         if len(events) == 0:
             return out
         own = events.decision_id >= 0
+        every = events.kind == EventKind.CONVERTED
+        np.add.at(self.customer_conversions, events.customer[every], 1)
+        np.add.at(self.customer_revenue, events.customer[every], events.revenue[every])
         for kind, key in (
             (EventKind.DELIVERED, "delivered"),
             (EventKind.OPENED, "opened"),
@@ -199,7 +246,7 @@ class Campaign:
         """``(n,)`` mask of candidates who may not be contacted now: suppressed, or over the
         frequency cap (``max_contacts`` within the last ``window_iterations``, or closer than
         ``min_gap`` to their last contact)."""
-        out: NDArray[np.bool_] = self.suppressed[customers].copy()
+        out: NDArray[np.bool_] = self.suppressed[customers] | self.holdout[customers]
         cap = self.spec.frequency_cap
         if cap is None or len(self.log) == 0:
             return out
@@ -256,7 +303,7 @@ class Campaign:
             iteration=self.iterations,
             iterations_left=spec.max_iterations - self.iterations,
             budget_available=self.ledger.available,
-            goal_metric=spec.goal.metric,
+            goal_metric="revenue" if spec.goal.metric == "revenue" else "conversions",
             goal_remaining=max(target - self.achieved, 0.0),
             attribution_window=self.window,
         )
@@ -410,6 +457,7 @@ class Campaign:
             max_contacts_per_customer=int(self.customer_contacts.max(initial=0)),
             max_cost_per_customer=float(self._customer_spend().max(initial=0.0)),
             history=list(self.history),
+            incremental=self.incremental(),
         )
 
     def _customer_spend(self) -> FloatArray:

@@ -104,6 +104,9 @@ class CampaignReport:
     max_contacts_per_customer: int
     max_cost_per_customer: float
     history: list[IterationRecord]
+    incremental: dict[str, float] | None = None
+    """With a holdout: incremental conversions and revenue with 95% intervals (see
+    :meth:`agent.Campaign.incremental`)."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (history as a list of dicts)."""

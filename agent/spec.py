@@ -4,17 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from simulators.scenario import Scenario
 
 
 class Goal(BaseModel):
-    """A target on a metric: attributed ``conversions`` or attributed ``revenue``."""
+    """A target on a metric: attributed ``conversions``, attributed ``revenue``, or
+    ``incremental_conversions`` (treated minus holdout, scaled; needs a holdout)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    metric: Literal["conversions", "revenue"] = "conversions"
+    metric: Literal["conversions", "revenue", "incremental_conversions"] = "conversions"
     target: Annotated[float, Field(gt=0)]
 
 
@@ -54,6 +55,9 @@ class CampaignSpec(BaseModel):
     """Arm names (``channel/content/offer``) the campaign may send; ``None``: all."""
     max_iterations: Annotated[int, Field(ge=1, le=10_000)] = 30
     customers_per_iteration: Annotated[int, Field(ge=1)] = 10_000
+    holdout: Annotated[float, Field(ge=0, le=0.5)] = 0.0
+    """Share of the audience drawn at random at the start and never contacted; the report then
+    estimates incremental conversions and revenue (treated minus holdout, scaled)."""
     frequency_cap: FrequencyCap | None = None
     channel_budgets: dict[str, Annotated[float, Field(gt=0)]] | None = None
     """Most that may be spent or reserved per channel (dollars), by channel name."""
@@ -63,12 +67,18 @@ class CampaignSpec(BaseModel):
     """Iterations after a send during which its conversions count and its offer reservation is
     held; ``None``: the scenario's longest conversion delay."""
 
+    @model_validator(mode="after")
+    def _incremental_goal_needs_holdout(self) -> CampaignSpec:
+        if self.goal.metric == "incremental_conversions" and self.holdout <= 0:
+            raise ValueError("goal metric 'incremental_conversions' needs a holdout share > 0 (e.g. 0.05)")
+        return self
+
     @classmethod
     def from_scenario(
         cls,
         scenario: Scenario,
         *,
-        goal_metric: Literal["conversions", "revenue"] | None = None,
+        goal_metric: Literal["conversions", "revenue", "incremental_conversions"] | None = None,
         goal_target: float | None = None,
         budget: float | None = None,
         max_iterations: int | None = None,
@@ -78,6 +88,7 @@ class CampaignSpec(BaseModel):
         frequency_cap: FrequencyCap | None = None,
         channel_budgets: dict[str, float] | None = None,
         suppression: frozenset[int] = frozenset(),
+        holdout: float = 0.0,
     ) -> CampaignSpec:
         """The scenario's default campaign with any given field overridden."""
         d = scenario.default_goal
@@ -93,4 +104,5 @@ class CampaignSpec(BaseModel):
             frequency_cap=frequency_cap,
             channel_budgets=channel_budgets,
             suppression=suppression,
+            holdout=holdout,
         )

@@ -116,7 +116,25 @@ def _print_report(report: dict[str, Any]) -> None:
         ("unsubscribed", f"{report['unsubscribed']:,}"),
         ("cost per conversion", money(report["cost_per_conversion"])),
         ("ROI", "-" if report["roi"] is None else f"{report['roi']:.2f}"),
+        ("most contacts of one customer", f"{report['max_contacts_per_customer']:,}"),
+        ("most spent on one customer", money(report["max_cost_per_customer"])),
     ]
+    inc = report.get("incremental")
+    if inc:
+        rows.append(
+            (
+                "incremental conversions",
+                f"{inc['incremental_conversions']:,.1f} (95% CI {inc['incremental_conversions_ci_low']:,.1f} "
+                f"to {inc['incremental_conversions_ci_high']:,.1f}; holdout {inc['holdout_customers']:,.0f})",
+            )
+        )
+        rows.append(
+            (
+                "incremental revenue",
+                f"{money(inc['incremental_revenue'])} (95% CI {money(inc['incremental_revenue_ci_low'])} "
+                f"to {money(inc['incremental_revenue_ci_high'])})",
+            )
+        )
     for k, v in rows:
         t.add_row(k, v)
     out.print(t)
@@ -189,6 +207,9 @@ def simulate(
     max_cost_per_customer: Annotated[
         float | None, typer.Option(help="Most dollars spent or reserved on one customer.", min=0)
     ] = None,
+    holdout: Annotated[
+        float, typer.Option(help="Share of the audience never contacted (0 to 0.5), for incrementality.")
+    ] = 0.0,
     frequency_cap: Annotated[
         str | None,
         typer.Option(
@@ -231,6 +252,7 @@ def simulate(
             max_iterations=max_iterations,
             customers_per_iteration=customers_per_iteration,
             max_cost_per_customer=max_cost_per_customer,
+            holdout=holdout,
             **caps,
         )
         sim = Simulator(sc)
