@@ -6,17 +6,21 @@ Example:
     10.0
 """
 
+from agent.control import Alert, AuditRecord, CampaignUpdate
 from agent.ledger import BudgetLedger, InsufficientBudgetError, LedgerError
 from agent.loop import Campaign, CampaignError
 from agent.report import CampaignReport, DecisionLog, IterationRecord
 from agent.spec import CampaignSpec, Goal
 
 __all__ = [
+    "Alert",
+    "AuditRecord",
     "BudgetLedger",
     "Campaign",
     "CampaignError",
     "CampaignReport",
     "CampaignSpec",
+    "CampaignUpdate",
     "DecisionLog",
     "Goal",
     "InsufficientBudgetError",

@@ -21,7 +21,8 @@ from collections.abc import Callable
 import numpy as np
 from numpy.typing import NDArray
 
-from agent.ledger import BudgetLedger
+from agent.control import Alert, AlertCallback, AuditRecord, CampaignUpdate, Status
+from agent.ledger import BudgetLedger, LedgerError
 from agent.report import CampaignReport, DecisionLog, IterationRecord
 from agent.spec import CampaignSpec
 from policies.base import DecisionContext, Decisions, Feedback, Policy
@@ -64,15 +65,7 @@ class Campaign:
         self.sim.reset(seed=int(sim_seq.generate_state(1)[0]))
         self.rng = np.random.default_rng(loop_seq)
         arms = simulator.arms
-        self.allowed = np.ones(len(arms), dtype=bool)
-        if spec.allowed_arms is not None:
-            try:
-                idx = [arms.index(a) for a in spec.allowed_arms]
-            except ValueError as err:
-                raise CampaignError(str(err)) from None
-            self.allowed[1:] = False
-            self.allowed[idx] = True
-            self.allowed[NO_CONTACT] = True
+        self.allowed = self._allowed_mask(spec)
         # Optional protocol member: channels without delayed conversions need not define it.
         max_delay = int(getattr(simulator, "max_delay", 0))
         self.window = spec.attribution_window if spec.attribution_window is not None else max_delay
@@ -81,12 +74,7 @@ class Campaign:
                 f"attribution_window {self.window} is shorter than the channel's longest conversion "
                 f"delay {max_delay}: offers redeemed later could not be paid from a reservation"
             )
-        names = list(arms.channel_names)
-        self.channel_cap = np.full(len(names), np.inf)
-        for channel, cap in (spec.channel_budgets or {}).items():
-            if channel not in names:
-                raise CampaignError(f"channel_budgets: unknown channel {channel!r}; channels are {names}")
-            self.channel_cap[names.index(channel)] = cap
+        self.channel_cap = self._channel_caps(spec)
         bad = [c for c in spec.suppression if not 0 <= c < simulator.n_customers]
         if bad:
             raise CampaignError(
@@ -124,7 +112,35 @@ class Campaign:
         self.revenue = 0.0
         self.cost_to_goal: float | None = None
         self.stop_reason: str | None = None
+        self.status: Status = "ready"
+        self.audit_log: list[AuditRecord] = []
+        self.alerts: list[Alert] = []
+        self._alert_callbacks: list[AlertCallback] = []
+        self._alerted: set[float | str] = set()
         self.iterations = 0
+
+    # -- spec-derived masks --------------------------------------------------------------------
+    def _allowed_mask(self, spec: CampaignSpec) -> NDArray[np.bool_]:
+        arms = self.sim.arms
+        allowed = np.ones(len(arms), dtype=bool)
+        if spec.allowed_arms is not None:
+            try:
+                idx = [arms.index(a) for a in spec.allowed_arms]
+            except ValueError as err:
+                raise CampaignError(f"allowed_arms: {err}") from None
+            allowed[1:] = False
+            allowed[idx] = True
+            allowed[NO_CONTACT] = True
+        return allowed
+
+    def _channel_caps(self, spec: CampaignSpec) -> FloatArray:
+        names = list(self.sim.arms.channel_names)
+        caps = np.full(len(names), np.inf)
+        for channel, cap in (spec.channel_budgets or {}).items():
+            if channel not in names:
+                raise CampaignError(f"channel_budgets: unknown channel {channel!r}; channels are {names}")
+            caps[names.index(channel)] = cap
+        return caps
 
     # -- state ---------------------------------------------------------------------------------
     @property
@@ -393,14 +409,119 @@ class Campaign:
             self._release(open_ids)
 
     def run(self, on_iteration: IterationCallback | None = None) -> CampaignReport:
-        """Run iterations until a stop rule fires, drain, and report."""
-        while (reason := self.check_stop()) is None:
+        """Run iterations until a stop rule fires (then drain) or the campaign is paused or
+        cancelled (e.g. from ``on_iteration``), and report. A paused campaign continues with
+        :meth:`resume` and another :meth:`run`."""
+        if self.status in ("completed", "cancelled"):
+            raise CampaignError(f"the campaign is {self.status}; it cannot run again")
+        if self.status == "paused":
+            raise CampaignError("the campaign is paused; resume it first")
+        self.status = "running"
+        while self.status == "running" and (reason := self.check_stop()) is None:
             rec = self.step()
+            self._check_alerts()
             if on_iteration is not None:
                 on_iteration(rec)
-        self.stop_reason = reason
-        self.drain()
+        if self.status == "running":
+            self.stop_reason = reason
+            self.status = "completed"
+            self.drain()
         return self.report()
+
+    # -- manual intervention -------------------------------------------------------------------
+    def pause(self, reason: str) -> None:
+        """Stop after the current iteration until :meth:`resume`.
+
+        Raises:
+            CampaignError: the campaign is not ready or running.
+        """
+        self._transition("pause", ("ready", "running"), "paused", reason)
+
+    def resume(self, reason: str) -> None:
+        """Continue a paused campaign (call :meth:`run` again).
+
+        Raises:
+            CampaignError: the campaign is not paused.
+        """
+        self._transition("resume", ("paused",), "running", reason)
+
+    def cancel(self, reason: str) -> None:
+        """End the campaign now: no more sends; open reservations are settled or released by the drain.
+
+        Raises:
+            CampaignError: the campaign is already completed or cancelled.
+        """
+        self._transition("cancel", ("ready", "running", "paused"), "cancelled", reason)
+        self.stop_reason = "cancelled"
+        self.drain()
+
+    def _transition(self, action: str, allowed: tuple[Status, ...], to: Status, reason: str) -> None:
+        if self.status not in allowed:
+            raise CampaignError(
+                f"cannot {action} a campaign that is {self.status}; allowed from {list(allowed)}"
+            )
+        self.status = to
+        self.audit_log.append(AuditRecord(action=action, iteration=self.iterations, reason=reason))  # type: ignore[arg-type]
+
+    def modify(self, update: CampaignUpdate, reason: str) -> None:
+        """Change budget, goal, caps or allowed arms between iterations; all or nothing.
+
+        Raises:
+            CampaignError: the change is invalid (e.g. a budget below what is already spent plus
+                reserved, an unknown arm or channel, a finished campaign); nothing is changed.
+        """
+        if self.status in ("completed", "cancelled"):
+            raise CampaignError(f"cannot modify a campaign that is {self.status}")
+        changes = update.changes()
+        if not changes:
+            raise CampaignError("nothing to change: give at least one field")
+        try:
+            spec = CampaignSpec.model_validate({**self.spec.model_dump(), **changes})
+        except ValueError as err:
+            raise CampaignError(str(err)) from None
+        allowed = self._allowed_mask(spec)
+        caps = self._channel_caps(spec)
+        committed = self.channel_committed()
+        over = [
+            n
+            for n, cap, used in zip(self.sim.arms.channel_names, caps, committed, strict=True)
+            if used > cap + 1e-9
+        ]
+        if over:
+            raise CampaignError(f"channel_budgets: below what is already spent or reserved on {over}")
+        try:
+            self.ledger.set_budget(spec.budget)  # the last check: it changes nothing when it fails
+        except LedgerError as err:
+            raise CampaignError(str(err)) from None
+        self.spec, self.allowed, self.channel_cap = spec, allowed, caps
+        self.audit_log.append(
+            AuditRecord(action="modify", iteration=self.iterations, reason=reason, changes=changes)
+        )
+
+    # -- alerts --------------------------------------------------------------------------------
+    def on_alert(self, callback: AlertCallback) -> None:
+        """Call ``callback`` with every alert from now on (callbacks are not pickled)."""
+        self._alert_callbacks.append(callback)
+
+    def _check_alerts(self) -> None:
+        spent = self.ledger.spent / self.ledger.budget
+        for f in sorted(self.spec.alert_fractions):
+            if spent >= f and f not in self._alerted:
+                self._alerted.add(f)
+                self._raise(Alert("budget", self.iterations, f, f"{f:.0%} of the budget is spent"))
+        if self.goal_reached and "goal" not in self._alerted:
+            self._alerted.add("goal")
+            self._raise(Alert("goal_reached", self.iterations, self.achieved, "the goal is reached"))
+
+    def _raise(self, alert: Alert) -> None:
+        self.alerts.append(alert)
+        for cb in self._alert_callbacks:
+            cb(alert)
+
+    def __getstate__(self) -> dict[str, object]:
+        state = self.__dict__.copy()
+        state["_alert_callbacks"] = []  # callables (servers, loggers) are not campaign state
+        return state
 
     # -- report --------------------------------------------------------------------------------
     def report(self) -> CampaignReport:
@@ -427,7 +548,7 @@ class Campaign:
             goal_metric=self.spec.goal.metric,
             goal_target=self.spec.goal.target,
             goal_reached=self.goal_reached,
-            stop_reason=self.stop_reason or "running",
+            stop_reason=self.stop_reason or self.status,
             budget=self.ledger.budget,
             spend=spend,
             reserved=self.ledger.reserved,
@@ -458,6 +579,9 @@ class Campaign:
             max_cost_per_customer=float(self._customer_spend().max(initial=0.0)),
             history=list(self.history),
             incremental=self.incremental(),
+            status=self.status,
+            alerts=list(self.alerts),
+            audit_log=list(self.audit_log),
         )
 
     def _customer_spend(self) -> FloatArray:

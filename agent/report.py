@@ -104,6 +104,12 @@ class CampaignReport:
     max_contacts_per_customer: int
     max_cost_per_customer: float
     history: list[IterationRecord]
+    status: str = "completed"
+    """ready, running, paused, completed or cancelled."""
+    alerts: list[Any] = field(default_factory=list)
+    """:class:`agent.control.Alert` records."""
+    audit_log: list[Any] = field(default_factory=list)
+    """:class:`agent.control.AuditRecord` records: pause, resume, cancel and modify, with reasons."""
     incremental: dict[str, float] | None = None
     """With a holdout: incremental conversions and revenue with 95% intervals (see
     :meth:`agent.Campaign.incremental`)."""

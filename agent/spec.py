@@ -63,6 +63,8 @@ class CampaignSpec(BaseModel):
     """Most that may be spent or reserved per channel (dollars), by channel name."""
     suppression: frozenset[int] = frozenset()
     """Customer ids never to contact."""
+    alert_fractions: tuple[Annotated[float, Field(gt=0, le=1)], ...] = (0.5, 0.8, 1.0)
+    """Spent shares of the budget at which an alert is raised."""
     attribution_window: Annotated[int, Field(ge=0, le=1000)] | None = None
     """Iterations after a send during which its conversions count and its offer reservation is
     held; ``None``: the scenario's longest conversion delay."""

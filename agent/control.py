@@ -1,0 +1,73 @@
+"""Manual intervention and alerts: typed records and the modifiable part of a campaign spec.
+
+A campaign owner may pause, resume, cancel or modify a campaign between iterations. Every such
+action is an :class:`AuditRecord`; budget thresholds and the goal raise :class:`Alert` records,
+delivered to callbacks registered with :meth:`agent.Campaign.on_alert`.
+
+Example:
+    >>> CampaignUpdate(budget=500.0).changes()
+    {'budget': 500.0}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from agent.spec import FrequencyCap, Goal
+
+Status = Literal["ready", "running", "paused", "completed", "cancelled"]
+"""``ready`` before the first iteration; ``completed`` once a stop rule fired and the campaign drained."""
+
+
+class CampaignUpdate(BaseModel):
+    """The fields an owner may change mid-flight; every field is optional (``None``: unchanged)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    budget: Annotated[float, Field(gt=0)] | None = None
+    goal: Goal | None = None
+    max_iterations: Annotated[int, Field(ge=1, le=10_000)] | None = None
+    max_cost_per_customer: Annotated[float, Field(gt=0)] | None = None
+    frequency_cap: FrequencyCap | None = None
+    channel_budgets: dict[str, Annotated[float, Field(gt=0)]] | None = None
+    allowed_arms: list[str] | None = None
+
+    def changes(self) -> dict[str, Any]:
+        """The fields that were given, as plain data."""
+        return self.model_dump(exclude_none=True)
+
+
+def _now() -> str:
+    """UTC time as ISO 8601 (JSON-ready)."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """One owner action: what, when, why, and what it changed."""
+
+    action: Literal["pause", "resume", "cancel", "modify"]
+    iteration: int
+    """Iterations completed when the action was taken."""
+    reason: str
+    changes: dict[str, Any] = field(default_factory=dict)
+    time: str = field(default_factory=_now)
+
+
+@dataclass(frozen=True)
+class Alert:
+    """A budget fraction crossed (``kind="budget"``, ``value`` the fraction) or the goal reached."""
+
+    kind: Literal["budget", "goal_reached"]
+    iteration: int
+    value: float
+    message: str
+    time: str = field(default_factory=_now)
+
+
+AlertCallback = Callable[[Alert], None]
