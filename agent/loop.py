@@ -98,6 +98,7 @@ class Campaign:
         self.customer_revenue = np.zeros(n_all)
         self.ledger = BudgetLedger(spec.budget)
         self.log = DecisionLog()
+        self._events: list[EventBatch] = []
         self._attributable = np.zeros(0, dtype=bool)  # per decision: a conversion may still count
         self.history: list[IterationRecord] = []
         n = simulator.n_customers
@@ -206,6 +207,7 @@ class Campaign:
         out: dict[str, float] = {"conversions": 0, "revenue": 0.0, "spend": 0.0}
         if len(events) == 0:
             return out
+        self._events.append(events)
         own = events.decision_id >= 0
         every = events.kind == EventKind.CONVERTED
         np.add.at(self.customer_conversions, events.customer[every], 1)
@@ -256,6 +258,13 @@ class Campaign:
             old = open_ids[self.log.iteration[open_ids] + self.window < self.sim.iteration]
             if old.size:
                 self._release(old)
+
+    @property
+    def event_log(self) -> EventBatch:
+        """Every event observed so far, in arrival order."""
+        if len(self._events) > 1:
+            self._events = [EventBatch.concat(self._events)]
+        return self._events[0] if self._events else EventBatch.empty()
 
     # -- caps ----------------------------------------------------------------------------------
     def _capped(self, customers: np.ndarray, t: int) -> NDArray[np.bool_]:

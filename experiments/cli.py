@@ -228,6 +228,10 @@ def simulate(
         Path | None, typer.Option(help="Run a saved policy (a folder from `train` or Policy.save).")
     ] = None,
     plot: Annotated[Path | None, typer.Option(help="Also save the report plot (PNG) here.")] = None,
+    export_log: Annotated[
+        Path | None,
+        typer.Option(help="Write decisions.parquet and events.parquet into this folder (off-policy data)."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Run one campaign to its stop and print the report."""
@@ -292,6 +296,11 @@ def simulate(
         from agent.plots import plot_report
 
         console.print(f"plot written to {plot_report(report, plot)}")
+    if export_log is not None:
+        from agent.export import export_logs
+
+        paths = export_logs(campaign, export_log)
+        console.print(f"decision log written to {paths['decisions']} and {paths['events']}")
 
 
 @app.command()
