@@ -278,8 +278,7 @@ class Scenario(_Strict):
         extra = sorted(set(self.uplift_types) - set(UPLIFT_TYPES))
         if missing or extra:
             raise ValueError(
-                f"uplift_types must define exactly {list(UPLIFT_TYPES)}; "
-                f"missing {missing}, unknown {extra}"
+                f"uplift_types must define exactly {list(UPLIFT_TYPES)}; missing {missing}, unknown {extra}"
             )
         lines = set(self.population.product_lines.lines)
         for cname, content in self.contents.items():
@@ -297,9 +296,7 @@ class Scenario(_Strict):
                 tables = (set(self.channels), set(self.contents), set(self.offers))
                 for part, table, kind in zip(parts, tables, ("channel", "content", "offer"), strict=True):
                     if part not in table:
-                        raise ValueError(
-                            f"arm {arm!r}: unknown {kind} {part!r}; allowed: {sorted(table)}"
-                        )
+                        raise ValueError(f"arm {arm!r}: unknown {kind} {part!r}; allowed: {sorted(table)}")
             if len(set(self.arms)) != len(self.arms):
                 raise ValueError("arms must not repeat")
         return self

@@ -122,9 +122,7 @@ class EventBatch:
         batches = [b for b in batches if len(b)]
         if not batches:
             return EventBatch.empty()
-        return EventBatch(
-            *(np.concatenate([getattr(b, f) for b in batches]) for f in EventBatch._fields())
-        )
+        return EventBatch(*(np.concatenate([getattr(b, f) for b in batches]) for f in EventBatch._fields()))
 
     @staticmethod
     def _fields() -> tuple[str, ...]:
