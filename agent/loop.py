@@ -16,7 +16,9 @@ Example:
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
@@ -29,6 +31,43 @@ from policies.base import DecisionContext, Decisions, Feedback, Policy
 from simulators.types import NO_CONTACT, CustomerSimulator, EventBatch, EventKind, FloatArray
 
 IterationCallback = Callable[[IterationRecord], None]
+
+
+@dataclass(frozen=True)
+class _Plan:
+    customers: NDArray[np.int64]
+    ctx: DecisionContext
+    dec: Decisions
+    chosen: NDArray[np.int64]
+    contact: NDArray[np.int64]
+
+
+@dataclass(frozen=True)
+class DryRun:
+    """The next iteration, decided and priced but not sent."""
+
+    iteration: int
+    candidates: int
+    contacts: int
+    contacts_by_arm: dict[str, int]
+    send_cost: float
+    """Dollars the sends would cost."""
+    worst_case_cost: float
+    """Dollars the ledger would reserve (send cost plus every offer's cap)."""
+    budget_available: float
+
+
+@dataclass(frozen=True)
+class Forecast:
+    """Pre-launch forecast from simulated campaigns (see :meth:`Campaign.forecast`)."""
+
+    runs: int
+    p_goal_within_budget: float
+    cost_to_goal_median: float | None
+    """Median over the runs that reached the goal (``None`` if none did)."""
+    cost_to_goal_q25: float | None
+    cost_to_goal_q75: float | None
+    spend_median: float
 
 
 class CampaignError(ValueError):
@@ -132,6 +171,14 @@ class Campaign:
             allowed[1:] = False
             allowed[idx] = True
             allowed[NO_CONTACT] = True
+        if spec.max_offer_value is not None:
+            over = arms.max_offer_cost > spec.max_offer_value + 1e-12
+            named = [arms.names[i] for i in np.flatnonzero(over & allowed)] if spec.allowed_arms else []
+            if named:
+                raise CampaignError(
+                    f"allowed_arms: {named[:3]} offer more than max_offer_value ${spec.max_offer_value:,.2f}"
+                )
+            allowed &= ~over
         return allowed
 
     def _channel_caps(self, spec: CampaignSpec) -> FloatArray:
@@ -305,11 +352,10 @@ class Campaign:
         return fits
 
     # -- one iteration -------------------------------------------------------------------------
-    def step(self) -> IterationRecord:
-        """Run one iteration; call :meth:`check_stop` first."""
+    def _plan(self) -> _Plan:
+        """Choose this iteration's candidates and arms and apply every rule and cap (no money moves)."""
         spec, sim, arms = self.spec, self.sim, self.sim.arms
         t = sim.iteration
-        spent_before = self.ledger.spent
         n_cand = min(spec.customers_per_iteration, sim.n_customers)
         customers = np.sort(self.rng.choice(sim.n_customers, size=n_cand, replace=False))
         worst = arms.worst_case_cost
@@ -349,6 +395,37 @@ class Campaign:
         fits = self.ledger.affordable(worst[chosen[contact]]) & self._fits_channels(worst, chosen[contact])
         chosen[contact[~fits]] = NO_CONTACT
         contact = np.sort(contact[fits])
+        return _Plan(customers=customers, ctx=ctx, dec=dec, chosen=chosen, contact=contact)
+
+    def dry_run(self) -> DryRun:
+        """Decide and price the next iteration without sending anything or changing the campaign.
+
+        The decision runs on a copy (policy, random streams and ledger included), so the real
+        iteration that follows is unaffected.
+        """
+        plan = copy.deepcopy(self)._plan()
+        arms = self.sim.arms
+        a = plan.chosen[plan.contact]
+        by_arm = np.bincount(a, minlength=len(arms))
+        return DryRun(
+            iteration=self.iterations,
+            candidates=int(plan.customers.size),
+            contacts=int(a.size),
+            contacts_by_arm={arms.names[i]: int(k) for i, k in enumerate(by_arm) if k},
+            send_cost=float(arms.send_cost[a].sum()),
+            worst_case_cost=float(arms.worst_case_cost[a].sum()),
+            budget_available=self.ledger.available,
+        )
+
+    def step(self) -> IterationRecord:
+        """Run one iteration; call :meth:`check_stop` first."""
+        sim, arms = self.sim, self.sim.arms
+        t = sim.iteration
+        spent_before = self.ledger.spent
+        plan = self._plan()
+        customers, ctx, dec, chosen, contact = plan.customers, plan.ctx, plan.dec, plan.chosen, plan.contact
+        n_cand = customers.size
+        worst = arms.worst_case_cost
         c, a = customers[contact], chosen[contact]
         ids = self.ledger.reserve(worst[a])
         self.ledger.charge(ids, arms.send_cost[a])
@@ -399,7 +476,7 @@ class Campaign:
             reserved=self.ledger.reserved,
             conversions_total=self.conversions,
             revenue_total=self.revenue,
-            goal_progress=min(self.achieved / target, 1.0),
+            goal_progress=min(self.achieved / self.spec.goal.target, 1.0),
         )
         self.history.append(rec)
         return rec
@@ -436,6 +513,41 @@ class Campaign:
             self.status = "completed"
             self.drain()
         return self.report()
+
+    # -- forecast ------------------------------------------------------------------------------
+    def forecast(self, runs: int = 10) -> Forecast:
+        """Before launch: how much reaching the goal is expected to cost, and how likely it is.
+
+        Simulates ``runs`` whole campaigns with this spec and a copy of this policy, each on a
+        fresh draw of the simulated world (seeds derived from this campaign's seed), and reads
+        off the cost to goal. The campaign itself is not touched.
+
+        Raises:
+            CampaignError: the campaign has already started (the forecast is a pre-launch tool).
+        """
+        if self.status != "ready" or self.iterations:
+            raise CampaignError("forecast is available before launch only (status 'ready')")
+        if runs < 1:
+            raise CampaignError("forecast needs at least one run")
+        seeds = np.random.SeedSequence(self.seed).spawn(3 + runs)[3:]
+        costs, reached, spends = [], 0, []
+        for child in seeds:
+            # One deepcopy for both: a policy that holds the simulator (the oracle) keeps holding this one.
+            sim, policy = copy.deepcopy((self.sim, self.policy))
+            rep = Campaign(self.spec, sim, policy, seed=int(child.generate_state(1)[0])).run()
+            reached += rep.goal_reached
+            spends.append(rep.spend)
+            if rep.cost_to_goal is not None:
+                costs.append(rep.cost_to_goal)
+        q = np.percentile(costs, [25, 50, 75]).tolist() if costs else [None, None, None]
+        return Forecast(
+            runs=runs,
+            p_goal_within_budget=reached / runs,
+            cost_to_goal_median=q[1],
+            cost_to_goal_q25=q[0],
+            cost_to_goal_q75=q[2],
+            spend_median=float(np.median(spends)),
+        )
 
     # -- manual intervention -------------------------------------------------------------------
     def pause(self, reason: str) -> None:

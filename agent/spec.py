@@ -63,6 +63,9 @@ class CampaignSpec(BaseModel):
     """Most that may be spent or reserved per channel (dollars), by channel name."""
     suppression: frozenset[int] = frozenset()
     """Customer ids never to contact."""
+    max_offer_value: Annotated[float, Field(ge=0)] | None = None
+    """Most an offer may cost on redemption (dollars); arms above it are refused when the campaign is
+    created (named in ``allowed_arms``: an error; otherwise left out)."""
     alert_fractions: tuple[Annotated[float, Field(gt=0, le=1)], ...] = (0.5, 0.8, 1.0)
     """Spent shares of the budget at which an alert is raised."""
     attribution_window: Annotated[int, Field(ge=0, le=1000)] | None = None
@@ -91,6 +94,7 @@ class CampaignSpec(BaseModel):
         channel_budgets: dict[str, float] | None = None,
         suppression: frozenset[int] = frozenset(),
         holdout: float = 0.0,
+        max_offer_value: float | None = None,
     ) -> CampaignSpec:
         """The scenario's default campaign with any given field overridden."""
         d = scenario.default_goal
@@ -107,4 +111,5 @@ class CampaignSpec(BaseModel):
             channel_budgets=channel_budgets,
             suppression=suppression,
             holdout=holdout,
+            max_offer_value=max_offer_value,
         )

@@ -228,6 +228,19 @@ def simulate(
         Path | None, typer.Option(help="Run a saved policy (a folder from `train` or Policy.save).")
     ] = None,
     plot: Annotated[Path | None, typer.Option(help="Also save the report plot (PNG) here.")] = None,
+    max_offer_value: Annotated[
+        float | None,
+        typer.Option(help="Most an offer may cost on redemption; arms above it are left out.", min=0),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Decide and price the first iteration, send nothing, exit.")
+    ] = False,
+    forecast: Annotated[
+        int | None,
+        typer.Option(
+            help="Forecast from N simulated campaigns (cost to goal, chance to reach it), exit.", min=1
+        ),
+    ] = None,
     export_log: Annotated[
         Path | None,
         typer.Option(help="Write decisions.parquet and events.parquet into this folder (off-policy data)."),
@@ -257,6 +270,7 @@ def simulate(
             customers_per_iteration=customers_per_iteration,
             max_cost_per_customer=max_cost_per_customer,
             holdout=holdout,
+            max_offer_value=max_offer_value,
             **caps,
         )
         sim = Simulator(sc)
@@ -272,6 +286,27 @@ def simulate(
         raise _fail(str(err)) from None
     except ValidationError as err:
         raise _fail("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())) from None
+
+    if dry_run or forecast is not None:
+        from dataclasses import asdict
+
+        data = asdict(campaign.dry_run()) if dry_run else asdict(campaign.forecast(runs=forecast or 1))
+        if as_json:
+            _print_json(data)
+        else:
+            title = "Dry run of the first iteration (nothing sent)" if dry_run else "Forecast before launch"
+            table = Table(title=title, show_header=False)
+            for key, value in data.items():
+                shown = (
+                    ", ".join(f"{k} {v:,}" for k, v in value.items())
+                    if isinstance(value, dict)
+                    else (
+                        "-" if value is None else f"{value:,.2f}" if isinstance(value, float) else str(value)
+                    )
+                )
+                table.add_row(key, shown)
+            out.print(table)
+        return
 
     columns = (
         TextColumn("[bold]{task.description}"),
@@ -305,7 +340,10 @@ def simulate(
 
 @app.command()
 def train(
-    policy: Annotated[str, typer.Option(help="RL algorithm: ppo or a2c.")] = "ppo",
+    policy: Annotated[
+        str,
+        typer.Option(help="RL algorithm (ppo, a2c) or a learning bandit to warm-start (e.g. budgeted_ts)."),
+    ] = "ppo",
     scenario: Annotated[str, typer.Option(help="Built-in scenario name or path to a YAML file.")] = "retail",
     timesteps: Annotated[
         int, typer.Option(help="Environment steps (campaign iterations) to train.", min=1)
@@ -315,23 +353,71 @@ def train(
     n_customers: Annotated[
         int | None, typer.Option(help="Train on a smaller population (goal and budget scaled).", min=100)
     ] = None,
+    campaigns: Annotated[
+        int, typer.Option(help="Bandits: simulated warm-start campaigns (training seeds).", min=1)
+    ] = 3,
 ) -> None:
-    """Train an RL policy (Stable-Baselines3) on CampaignOpt/Campaign-v0 and save it to --out."""
+    """Train an RL policy on Campaign-v0, or warm-start a bandit on simulated campaigns; save to --out."""
     from policies.rl import ALGORITHMS, train_rl
     from simulators import ScenarioError, load_scenario
 
-    if policy not in ALGORITHMS:
-        raise _fail(
-            f"cannot train {policy!r}; trainable policies: {sorted(ALGORITHMS)} (bandits learn online)"
-        )
     try:
-        load_scenario(scenario)
+        sc = load_scenario(scenario)
     except ScenarioError as err:
         raise _fail(str(err)) from None
+    if policy not in ALGORITHMS:
+        _warm_start(policy, sc, campaigns, out, seed)
+        return
     trained = train_rl(policy, scenario, timesteps, out, seed, n_customers=n_customers, progress=True)
     console.print(
         f"trained {trained.name} saved to {out}; run it with: campaign-opt simulate --policy-path {out}"
     )
+
+
+WARM_STARTABLE = ("epsilon_greedy", "ucb", "thompson", "lin_ucb", "lin_ts", "budgeted_ts")
+
+
+def _warm_start(policy: str, sc: Any, campaigns: int, out: Path, seed: int) -> None:
+    """Run ``campaigns`` simulated campaigns of ``sc`` with one learning bandit, then save it.
+
+    Training seeds are ``1_000_000 + 1_000 * seed + i``, far from the benchmark's seeds 0..K-1.
+    """
+    from agent import Campaign, CampaignSpec
+    from policies import UnknownPolicyError, make_policy
+    from simulators import Simulator
+
+    if policy.partition(":")[0] not in WARM_STARTABLE:
+        raise _fail(
+            f"cannot train {policy!r}; trainable policies: RL ['a2c', 'ppo'] or a learning bandit "
+            f"{list(WARM_STARTABLE)} (warm start on simulated campaigns)"
+        )
+    try:
+        pol = make_policy(policy, Simulator(sc), seed=seed)
+    except UnknownPolicyError as err:
+        raise _fail(str(err)) from None
+    spec = CampaignSpec.from_scenario(sc)
+    with Progress(*_TRAIN_COLUMNS, console=console, transient=True) as bar:
+        task = bar.add_task(f"warm start {policy}", total=campaigns)
+        for i in range(campaigns):
+            train_seed = 1_000_000 + 1_000 * seed + i
+            rep = Campaign(spec, Simulator(sc), pol, seed=train_seed, scenario_name=sc.name).run()
+            console.print(
+                f"campaign {i + 1}/{campaigns} (seed {train_seed}): goal reached {rep.goal_reached}, "
+                f"spend ${rep.spend:,.0f}"
+            )
+            bar.update(task, advance=1)
+    pol.save(out)
+    console.print(
+        f"trained {pol.name} saved to {out}; run it with: campaign-opt simulate --policy-path {out}"
+    )
+
+
+_TRAIN_COLUMNS = (
+    TextColumn("[bold]{task.description}"),
+    BarColumn(),
+    MofNCompleteColumn(),
+    TimeElapsedColumn(),
+)
 
 
 @app.command()

@@ -56,3 +56,17 @@ def test_bad_cap_options_exit_2_with_the_reason(tmp_path: Path) -> None:
         res = runner.invoke(app, ["simulate", "--policy", "random", *args, *SMALL])
         assert res.exit_code == 2, (args, res.output)
         assert message in res.output, (args, res.output)
+
+
+def test_dry_run_and_forecast_send_nothing() -> None:
+    res = runner.invoke(
+        app, ["simulate", "--policy", "budgeted_ts", "--dry-run", "--max-offer-value", "0", *SMALL]
+    )
+    assert res.exit_code == 0, res.output
+    dry = json.loads(res.stdout)
+    assert dry["contacts"] > 0 and all(name.endswith("/none") for name in dry["contacts_by_arm"])
+    assert dry["worst_case_cost"] <= dry["budget_available"]
+    res = runner.invoke(app, ["simulate", "--policy", "oracle", "--forecast", "2", *SMALL])
+    assert res.exit_code == 0, res.output
+    fc = json.loads(res.stdout)
+    assert fc["runs"] == 2 and 0 <= fc["p_goal_within_budget"] <= 1
