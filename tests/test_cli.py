@@ -178,7 +178,30 @@ def test_train_then_simulate_with_policy_path(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     rep = json.loads(res.stdout)
     assert rep["policy"] == "ppo" and rep["spend"] <= rep["budget"]
-    res = runner.invoke(app, ["train", "--policy", "ucb", "--out", str(tmp_path / "x")])
+    res = runner.invoke(app, ["train", "--policy", "oracle", "--out", str(tmp_path / "x")])
     assert res.exit_code == 2 and "trainable policies" in res.output
     res = runner.invoke(app, ["simulate", "--policy-path", str(tmp_path / "missing")])
     assert res.exit_code == 2 and "no saved policy" in res.output
+
+
+def test_train_warm_starts_a_bandit_then_simulate_runs_it(tmp_path: Path) -> None:
+    from importlib import resources
+
+    text = (resources.files("simulators") / "scenarios" / "retail.yaml").read_text()
+    text = text.replace("size: 60000", "size: 2000").replace("target: 2000", "target: 40")
+    text = text.replace("budget: 10000", "budget: 200").replace(
+        "customers_per_iteration: 12000", "customers_per_iteration: 1000"
+    )
+    path = tmp_path / "tiny.yaml"
+    path.write_text(text)
+    out = tmp_path / "bts"
+    res = runner.invoke(
+        app,
+        ["train", "--policy", "budgeted_ts", "--scenario", str(path), "--campaigns", "2", "--out", str(out)],
+    )
+    assert res.exit_code == 0, res.output
+    assert "campaign 2/2" in res.output and (out / "policy.json").is_file()
+    res = runner.invoke(app, ["simulate", "--scenario", str(path), "--policy-path", str(out), "--json"])
+    assert res.exit_code == 0, res.output
+    rep = json.loads(res.stdout)
+    assert rep["policy"] == "budgeted_ts" and rep["spend"] <= rep["budget"]
