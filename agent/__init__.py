@@ -6,7 +6,7 @@ Example:
     10.0
 """
 
-from agent.control import Alert, AuditRecord, CampaignUpdate
+from agent.control import Alert, AuditRecord, CampaignUpdate, EventIn, IngestResult
 from agent.ledger import BudgetLedger, InsufficientBudgetError, LedgerError
 from agent.loop import Campaign, CampaignError
 from agent.report import CampaignReport, DecisionLog, IterationRecord
@@ -22,7 +22,9 @@ __all__ = [
     "CampaignSpec",
     "CampaignUpdate",
     "DecisionLog",
+    "EventIn",
     "Goal",
+    "IngestResult",
     "InsufficientBudgetError",
     "IterationRecord",
     "LedgerError",

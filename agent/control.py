@@ -71,3 +71,29 @@ class Alert:
 
 
 AlertCallback = Callable[[Alert], None]
+
+
+EventKindName = Literal["delivered", "opened", "clicked", "converted", "unsubscribed"]
+
+
+class EventIn(BaseModel):
+    """A response event from a real channel, for :meth:`agent.Campaign.ingest_events`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    event_id: Annotated[str, Field(min_length=1, max_length=200)]
+    """Unique per event: a repeated id is a duplicate and changes nothing."""
+    decision_id: Annotated[int, Field(ge=0)]
+    kind: EventKindName
+    revenue: Annotated[float, Field(ge=0)] = 0.0
+    offer_cost: Annotated[float, Field(ge=0)] = 0.0
+    """Discount paid on redemption (conversions only)."""
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """Per event id: accepted, duplicate (seen before) or rejected (with the reason)."""
+
+    accepted: list[str]
+    duplicates: list[str]
+    rejected: dict[str, str]

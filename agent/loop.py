@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from agent.control import Alert, AlertCallback, AuditRecord, CampaignUpdate, Status
+from agent.control import Alert, AlertCallback, AuditRecord, CampaignUpdate, EventIn, IngestResult, Status
 from agent.ledger import BudgetLedger, LedgerError
 from agent.report import CampaignReport, DecisionLog, IterationRecord
 from agent.spec import CampaignSpec
@@ -138,6 +138,7 @@ class Campaign:
         self.ledger = BudgetLedger(spec.budget)
         self.log = DecisionLog()
         self._events: list[EventBatch] = []
+        self._seen_event_ids: set[str] = set()
         self._attributable = np.zeros(0, dtype=bool)  # per decision: a conversion may still count
         self.history: list[IterationRecord] = []
         n = simulator.n_customers
@@ -290,6 +291,58 @@ class Campaign:
             out["revenue"] = float(rev.sum())
             out["spend"] = float(cost.sum())
         return out
+
+    def ingest_events(self, events: list[EventIn]) -> IngestResult:
+        """Take response events from a real channel: idempotent by event id, in any order.
+
+        Each event is judged on its own: an unknown decision, or a conversion after its decision's
+        attribution window closed or costing more than its reservation still holds, is rejected
+        with the reason; a repeated event id is a duplicate; the rest are applied like simulator
+        events (the ledger settles offer costs, the funnel counts, the policy learns on the next
+        update).
+        """
+        accepted: list[EventIn] = []
+        duplicates: list[str] = []
+        rejected: dict[str, str] = {}
+        n = len(self.log)
+        converting: set[int] = set()
+        batch_ids: set[str] = set()
+        for ev in events:  # a loop over one request's events (validation per item), not over customers
+            if ev.event_id in self._seen_event_ids or ev.event_id in batch_ids:
+                duplicates.append(ev.event_id)
+            elif ev.decision_id >= n:
+                rejected[ev.event_id] = f"unknown decision {ev.decision_id}"
+            elif ev.kind == "converted":
+                d = ev.decision_id
+                if not self._attributable[d] or d in converting:
+                    rejected[ev.event_id] = f"decision {d} already converted or its attribution window closed"
+                elif ev.offer_cost > self.log.reserved[d] - float(self.ledger.charged([d])[0]) + 1e-9:
+                    rejected[ev.event_id] = (
+                        f"offer cost ${ev.offer_cost:,.2f} exceeds what decision {d} reserved"
+                    )
+                else:
+                    converting.add(d)
+                    accepted.append(ev)
+                    batch_ids.add(ev.event_id)
+            else:
+                accepted.append(ev)
+                batch_ids.add(ev.event_id)
+        if accepted:
+            kinds = {k.name.lower(): k for k in EventKind}
+            ids = np.array([e.decision_id for e in accepted], dtype=np.int64)
+            batch = EventBatch(
+                decision_id=ids,
+                customer=self.log.customer[ids],
+                kind=np.array([kinds[e.kind] for e in accepted], dtype=np.int8),
+                iteration=np.full(ids.shape, self.sim.iteration, np.int64),
+                revenue=np.array([e.revenue for e in accepted]),
+                offer_cost=np.array([e.offer_cost for e in accepted]),
+            )
+            self._ingest(batch)
+            self._seen_event_ids.update(e.event_id for e in accepted)
+            if self.cost_to_goal is None and self.goal_reached:
+                self.cost_to_goal = self.ledger.spent
+        return IngestResult([e.event_id for e in accepted], duplicates, rejected)
 
     def _release(self, ids: np.ndarray) -> None:
         remainder = self.log.reserved[ids] - self.ledger.charged(ids)
