@@ -55,6 +55,7 @@ class BudgetLedger:
         self._budget = int(to_micros(budget)[()])
         self._spent = 0
         self._reserved = 0
+        self._external = 0  # micro-dollars held outside this ledger
         self._remaining = np.zeros(0, np.int64)  # per reservation: reserved, not charged
         self._charged = np.zeros(0, np.int64)  # per reservation: charged so far
         self._open = np.zeros(0, bool)
@@ -78,8 +79,8 @@ class BudgetLedger:
 
     @property
     def available(self) -> float:
-        """Dollars that new reservations may take: budget - spent - reserved (never negative)."""
-        return (self._budget - self._spent - self._reserved) / MICROS_PER_DOLLAR
+        """Dollars that new reservations may take: budget - spent - reserved - external (never negative)."""
+        return self._free() / MICROS_PER_DOLLAR
 
     @property
     def n_reservations(self) -> int:
@@ -102,7 +103,7 @@ class BudgetLedger:
     def affordable(self, amounts: ArrayLike) -> NDArray[np.bool_]:
         """Mask of the longest prefix of ``amounts`` whose total fits the available budget."""
         m = to_micros(amounts, round_up=True)
-        return np.cumsum(m) <= self._budget - self._spent - self._reserved
+        return np.cumsum(m) <= self._free()
 
     def reserve(self, amounts: ArrayLike) -> NDArray[np.int64]:
         """Reserve one amount per decision, all or nothing.
@@ -118,7 +119,7 @@ class BudgetLedger:
         """
         m = to_micros(amounts, round_up=True).reshape(-1)
         total = int(m.sum())
-        if total > self._budget - self._spent - self._reserved:
+        if total > self._free():
             raise InsufficientBudgetError(
                 f"cannot reserve ${total / MICROS_PER_DOLLAR:,.6f}: "
                 f"only ${self.available:,.6f} of ${self.budget:,.2f} is available"
@@ -182,12 +183,35 @@ class BudgetLedger:
             LedgerError: the new budget is below spent + reserved.
         """
         b = int(to_micros(budget)[()])
-        if b < self._spent + self._reserved:
+        if b < self._spent + self._reserved + self._external:
             raise LedgerError(
                 f"budget ${budget:,.2f} is below what is already spent (${self.spent:,.2f}) "
                 f"plus reserved (${self.reserved:,.2f})"
+                + (f" plus held outside this ledger (${self.external:,.2f})" if self._external else "")
             )
         self._budget = b
+
+    @property
+    def external(self) -> float:
+        """Dollars held outside this ledger (e.g. real-time decisions reserved in a database)."""
+        return self._external / MICROS_PER_DOLLAR
+
+    def set_external(self, amount: float) -> None:
+        """Count money held outside this ledger against the budget (lowers :attr:`available`).
+
+        Raises:
+            LedgerError: spent + reserved + the new amount would exceed the budget.
+        """
+        m = int(to_micros(amount, round_up=True)[()])
+        if self._spent + self._reserved + m > self._budget:
+            raise LedgerError(
+                f"cannot hold ${amount:,.6f} outside the ledger: only "
+                f"${(self._budget - self._spent - self._reserved) / MICROS_PER_DOLLAR:,.6f} is free"
+            )
+        self._external = m
+
+    def _free(self) -> int:
+        return self._budget - self._spent - self._reserved - self._external
 
     # -- internals ----------------------------------------------------------------------------
     def _check_ids(self, ids: ArrayLike) -> NDArray[np.int64]:

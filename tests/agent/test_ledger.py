@@ -111,3 +111,20 @@ def test_bad_amounts_are_refused() -> None:
         with pytest.raises(LedgerError, match="finite and non-negative"):
             ledger.reserve(bad)
     assert ledger.n_reservations == 0
+
+
+def test_money_held_outside_the_ledger_counts_against_the_budget() -> None:
+    ledger = BudgetLedger(10.0)
+    ledger.set_external(4.0)
+    assert ledger.available == 6.0 and ledger.external == 4.0
+    with pytest.raises(InsufficientBudgetError):
+        ledger.reserve(np.array([6.5]))
+    ids = ledger.reserve(np.array([6.0]))
+    assert ledger.available == 0.0
+    with pytest.raises(LedgerError, match="outside the ledger"):
+        ledger.set_external(4.5)
+    with pytest.raises(LedgerError, match="held outside"):
+        ledger.set_budget(9.0)
+    ledger.release(ids)
+    ledger.set_external(0.0)
+    assert ledger.available == 10.0
