@@ -148,6 +148,8 @@ class Campaign:
         self._n_channels = len(arms.channel_names)
         self.spend_by_channel = np.zeros(self._n_channels)
         self.offer_cost_by_offer = np.zeros(len(arms.offer_names))
+        self.conversions_by_arm = np.zeros(len(arms), dtype=np.int64)  # attributed
+        self.revenue_by_arm = np.zeros(len(arms))
         self.funnel = dict.fromkeys(("delivered", "opened", "clicked", "unsubscribed"), 0)
         self.conversions = 0
         self.revenue = 0.0
@@ -285,6 +287,8 @@ class Campaign:
             self._release(ids[held])
             arms = self.log.arm[ids]
             np.add.at(self.offer_cost_by_offer, self.sim.arms.offer[arms], cost)
+            np.add.at(self.conversions_by_arm, arms, 1)
+            np.add.at(self.revenue_by_arm, arms, rev)
             self.conversions += int(ids.size)
             self.revenue += float(rev.sum())
             out["conversions"] = int(ids.size)
@@ -753,10 +757,30 @@ class Campaign:
             max_cost_per_customer=float(self._customer_spend().max(initial=0.0)),
             history=list(self.history),
             incremental=self.incremental(),
+            results_by_arm=self._results_by_arm(),
             status=self.status,
             alerts=list(self.alerts),
             audit_log=list(self.audit_log),
         )
+
+    def _results_by_arm(self) -> dict[str, dict[str, float]]:
+        """Sends, attributed conversions and revenue, and spend (charged) per arm that was sent."""
+        arms = self.sim.arms
+        if len(self.log) == 0:
+            return {}
+        sends = np.bincount(self.log.arm, minlength=len(arms))
+        spend = np.bincount(
+            self.log.arm, weights=self.ledger.charged(self.log.decision_id), minlength=len(arms)
+        )
+        return {
+            arms.names[i]: {
+                "sends": int(sends[i]),
+                "conversions": int(self.conversions_by_arm[i]),
+                "revenue": round(float(self.revenue_by_arm[i]), 2),
+                "spend": round(float(spend[i]), 6),
+            }
+            for i in np.flatnonzero(sends)
+        }
 
     def _customer_spend(self) -> FloatArray:
         if len(self.log) == 0:

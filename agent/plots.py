@@ -8,7 +8,8 @@ from agent.report import CampaignReport
 
 
 def plot_report(report: CampaignReport, path: str | Path) -> Path:
-    """Save a two-panel PNG: budget spent and goal progress per iteration; sends and spend by channel.
+    """Save a three-panel PNG: budget spent and goal progress per iteration; sends and spend by
+    channel; sends and conversion rate of the ten most-sent arms.
 
     Args:
         report: a finished (or running) campaign's report.
@@ -24,7 +25,7 @@ def plot_report(report: CampaignReport, path: str | Path) -> Path:
 
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(16, 4.5))
     it = [r.iteration + 1 for r in report.history]
     ax1.plot(it, [100 * r.spend_total / report.budget for r in report.history], "o-", label="budget spent")
     ax1.plot(it, [100 * r.goal_progress for r in report.history], "s-", label="goal progress")
@@ -48,6 +49,16 @@ def plot_report(report: CampaignReport, path: str | Path) -> Path:
     ax2.set_title(
         rf"{report.conversions:,} conversions, offers \${sum(report.offer_cost_by_offer.values()):,.0f}"
     )
+    top = sorted(report.results_by_arm.items(), key=lambda kv: -kv[1]["sends"])[:10]
+    names = [n for n, _ in top]
+    ax3.barh(names, [r["sends"] for _, r in top], color="tab:blue")
+    ax3.invert_yaxis()
+    ax3.set_xlabel("sends")
+    ax3.tick_params(axis="y", labelsize=7)
+    ax3b = ax3.twiny()
+    ax3b.plot([100 * r["conversions"] / r["sends"] for _, r in top], names, "rD")
+    ax3b.set_xlabel("conversion rate (%)", color="tab:red")
+    ax3.set_title("per arm (ten most sent)")
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)

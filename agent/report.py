@@ -110,6 +110,8 @@ class CampaignReport:
     """:class:`agent.control.Alert` records."""
     audit_log: list[Any] = field(default_factory=list)
     """:class:`agent.control.AuditRecord` records: pause, resume, cancel and modify, with reasons."""
+    results_by_arm: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Per arm sent: sends, attributed conversions and revenue, spend."""
     incremental: dict[str, float] | None = None
     """With a holdout: incremental conversions and revenue with 95% intervals (see
     :meth:`agent.Campaign.incremental`)."""

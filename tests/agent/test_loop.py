@@ -130,3 +130,15 @@ def test_reserved_money_is_not_treated_as_spent(retail) -> None:  # type: ignore
     assert rep.stop_reason == "max_iterations" and rep.iterations == 12
     assert rep.spend < 60.0  # most of the budget was only ever reserved, then released
     assert sum(r.sends for r in rep.history) == rep.sends
+
+
+def test_results_by_arm_add_up_and_plot(retail, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from agent.plots import plot_report
+
+    rep = _run(retail, "random", seed=1, budget=300.0)
+    by_arm = rep.results_by_arm
+    assert by_arm and sum(r["sends"] for r in by_arm.values()) == rep.sends
+    assert sum(r["conversions"] for r in by_arm.values()) == rep.conversions
+    assert np.isclose(sum(r["spend"] for r in by_arm.values()), rep.spend, atol=1e-4)
+    assert np.isclose(sum(r["revenue"] for r in by_arm.values()), rep.revenue, atol=0.05)
+    assert plot_report(rep, tmp_path / "r.png").stat().st_size > 5_000
