@@ -311,6 +311,10 @@ class Campaign:
         n = len(self.log)
         converting: set[int] = set()
         batch_ids: set[str] = set()
+        # What each converting decision's reservation still holds, from one vectorized ledger read.
+        conv = np.unique([e.decision_id for e in events if e.kind == "converted" and e.decision_id < n])
+        held = self.log.reserved[conv] - self.ledger.charged(conv) if conv.size else np.zeros(0)
+        room = dict(zip(conv.tolist(), held.tolist(), strict=True))
         for ev in events:  # a loop over one request's events (validation per item), not over customers
             if ev.event_id in self._seen_event_ids or ev.event_id in batch_ids:
                 duplicates.append(ev.event_id)
@@ -320,7 +324,7 @@ class Campaign:
                 d = ev.decision_id
                 if not self._attributable[d] or d in converting:
                     rejected[ev.event_id] = f"decision {d} already converted or its attribution window closed"
-                elif ev.offer_cost > self.log.reserved[d] - float(self.ledger.charged([d])[0]) + 1e-9:
+                elif ev.offer_cost > room[d] + 1e-9:
                     rejected[ev.event_id] = (
                         f"offer cost ${ev.offer_cost:,.2f} exceeds what decision {d} reserved"
                     )
