@@ -12,12 +12,15 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from experiments.experiment_cli import experiment_app
+
 app = typer.Typer(
     name="campaign-opt",
     help="Autonomous campaign optimizer: simulate campaigns, calibrate scenarios, compare policies.",
     no_args_is_help=True,
     add_completion=False,
 )
+app.add_typer(experiment_app, name="experiment")
 console = Console(stderr=True, soft_wrap=True)
 out = Console()
 
@@ -191,7 +194,9 @@ def _parse_caps(
 @app.command()
 def simulate(
     scenario: Annotated[str, typer.Option(help="Built-in scenario name or path to a YAML file.")] = "retail",
-    policy: Annotated[str, typer.Option(help="random, fixed:ARM or oracle.")] = "oracle",
+    policy: Annotated[
+        str, typer.Option(help="A policy name (random, fixed:ARM, oracle, ...) or models:/NAME@champion.")
+    ] = "oracle",
     seed: Annotated[int, typer.Option(help="Root seed: same seed, same campaign.")] = 0,
     goal_conversions: Annotated[
         float | None, typer.Option(help="Goal: this many attributed conversions.", min=0)
@@ -279,6 +284,10 @@ def simulate(
                 raise _fail(f"no saved policy in {str(policy_path)!r} (expected policy.json)")
             pol = load_policy(policy_path, sim)
             policy = pol.name
+        elif policy.startswith("models:/"):
+            from serving.registry import resolve_policy
+
+            pol = resolve_policy(policy, sim, seed=seed)
         else:
             pol = make_policy(policy, sim, seed=seed)
         campaign = Campaign(spec, sim, pol, seed=seed, scenario_name=sc.name)

@@ -1,0 +1,157 @@
+"""``campaign-opt experiment``: run experiment files and compare their runs from MLflow."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+experiment_app = typer.Typer(
+    name="experiment",
+    help="Run experiment files (YAML) in parallel with Ray, tracked in MLflow; compare their runs.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+_err = Console(stderr=True, soft_wrap=True)
+_out = Console(soft_wrap=True)
+
+
+def _fail(message: str) -> typer.Exit:
+    _err.print(f"[bold red]error:[/] {message}", highlight=False)
+    return typer.Exit(code=2)
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=float) + "\n")
+
+
+@experiment_app.command("run")
+def run(
+    config: Annotated[Path, typer.Argument(help="Experiment YAML file (see experiments/configs/).")],
+    workers: Annotated[
+        int, typer.Option(help="Parallel trials: Ray tasks on a local Ray (1: serial, no Ray).", min=1)
+    ] = 1,
+    address: Annotated[
+        str | None, typer.Option(help="Join this Ray cluster (e.g. ray://head:10001 or auto) instead.")
+    ] = None,
+    register: Annotated[
+        str | None,
+        typer.Option(help="Register the best trial's policy as this model, with alias 'champion'."),
+    ] = None,
+    tracking_uri: Annotated[
+        str | None,
+        typer.Option(help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, then the config's)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Run every trial of CONFIG (train, then evaluate), log them to MLflow, print the table."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from experiments.compare import compare_results, to_markdown
+    from experiments.config import ConfigError, load_config
+    from experiments.runner import RunnerError, TrialResult, run_experiment
+    from experiments.tracking import resolve_tracking_uri
+
+    try:
+        cfg = load_config(config)
+        uri = resolve_tracking_uri(cfg, tracking_uri)
+    except (ConfigError, RunnerError) as err:
+        raise _fail(str(err)) from None
+    total = cfg.n_trials()
+    _err.print(
+        f"experiment [bold]{cfg.name}[/]: {total} trials on "
+        f"{'Ray at ' + address if address else (f'{workers} workers' if workers > 1 else '1 process')}; "
+        f"tracking {uri}",
+        highlight=False,
+    )
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[last]}"),
+        TimeElapsedColumn(),
+        console=_err,
+        transient=True,
+        disable=as_json or not _err.is_terminal,
+    ) as bar:
+        task = bar.add_task(cfg.name, total=total, last="")
+
+        def done(r: TrialResult) -> None:
+            bar.update(task, advance=1, last=r.trial_id)
+            if not _err.is_terminal and not as_json:
+                _err.print(f"done {r.trial_id}", highlight=False)
+
+        try:
+            result = run_experiment(
+                cfg, workers=workers, address=address, on_result=done, register=register, tracking_uri=uri
+            )
+        except RunnerError as err:
+            raise _fail(str(err)) from None
+    if as_json:
+        _print_json(result.to_dict())
+        return
+    _out.print(to_markdown(compare_results(result.results)), highlight=False)
+    _err.print(
+        f"{len(result.results)} trials in {result.seconds:,.1f}s; MLflow experiment {cfg.experiment_name!r}, "
+        f"parent run {result.parent_run_id}; open with: mlflow ui --backend-store-uri {uri}",
+        highlight=False,
+    )
+    if result.registered is not None:
+        reg = result.registered
+        _err.print(
+            f"registered {reg.trial_id} as {reg.name} version {reg.version} (alias {reg.alias}); "
+            f"run it with: campaign-opt simulate --policy {reg.uri}",
+            highlight=False,
+        )
+
+
+@experiment_app.command("compare")
+def compare(
+    name: Annotated[str, typer.Argument(help="MLflow experiment name (the config's name by default).")],
+    run_id: Annotated[
+        str | None, typer.Option(help="A parent run id (default: the experiment's latest run).")
+    ] = None,
+    tracking_uri: Annotated[
+        str | None,
+        typer.Option(
+            help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, then sqlite:///mlruns/mlflow.db)."
+        ),
+    ] = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for comparison.png and .md.")] = Path(
+        "runs/compare"
+    ),
+    as_json: Annotated[bool, typer.Option("--json", help="Print the rows as JSON.")] = False,
+) -> None:
+    """Table of an experiment's runs: per scenario and policy, median and IQR over seeds."""
+    from dataclasses import asdict
+
+    from experiments.compare import compare_records, to_markdown
+    from experiments.plots import plot_comparison
+    from experiments.runner import RunnerError
+    from experiments.tracking import resolve_tracking_uri, trial_records
+
+    try:
+        uri = resolve_tracking_uri(None, tracking_uri)
+        parent, records = trial_records(uri, name, run_id)
+    except RunnerError as err:
+        raise _fail(str(err)) from None
+    if not records:
+        raise _fail(f"run {parent} of experiment {name!r} has no trial runs")
+    rows = compare_records(records)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    png = plot_comparison(rows, out_dir / "comparison.png")
+    md = out_dir / "comparison.md"
+    md.write_text(to_markdown(rows) + "\n", encoding="utf-8")
+    if as_json:
+        _print_json({"experiment": name, "parent_run_id": parent, "rows": [asdict(r) for r in rows]})
+        return
+    _out.print(to_markdown(rows), highlight=False)
+    _err.print(
+        f"{len(records)} trial runs of parent run {parent}; wrote {png} and {md}; "
+        f"browse them with: mlflow ui --backend-store-uri {uri}",
+        highlight=False,
+    )

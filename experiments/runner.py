@@ -1,0 +1,868 @@
+"""The experiment runner: expand a config into trials, train and evaluate each, in parallel with Ray.
+
+A **trial** is one (scenario, policy, hyperparameter point, seed): the policy is trained (a
+learning bandit warm-started on simulated campaigns, ``ppo``/``a2c`` trained with
+Stable-Baselines3, baselines not at all), then evaluated on campaigns of the evaluation protocol.
+Every evaluation campaign also runs the oracle with the same campaign seed: the regret curve and
+the ratio to the oracle compare against it.
+
+Execution:
+    * ``workers=1`` and no ``address``: trials run one after the other in this process;
+    * ``workers=N``: trials run as Ray tasks (one CPU each) on a local Ray started on loopback
+      with usage stats off; ``address=...`` joins an existing cluster instead (every node needs
+      this package installed);
+    * policies whose grid holds a search space are tuned with Ray Tune (``tune`` section).
+
+A trial is a pure function of its :class:`TrialSpec` (seeds are derived from it; BLAS and torch
+run single-threaded inside a trial), so serial and parallel runs give identical metrics.
+
+Tracking: workers return typed :class:`TrialResult` objects (metrics, curves, the saved policy
+as a zip archive, a sample of the decision log) and **the driver logs everything to MLflow**
+after the results come back: one parent run per experiment invocation, one nested run per
+trial. Logging from one process keeps the SQLite store free of concurrent writers, works when
+the workers are on other machines, and makes the logged values independent of scheduling.
+
+Example:
+    >>> from experiments.config import parse_config
+    >>> cfg = parse_config({"name": "demo", "scenarios": ["retail"], "policies": [{"name": "random"}]})
+    >>> [t.trial_id for t in expand_trials(cfg)]
+    ['retail/random/seed=0']
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import io
+import json
+import math
+import os
+import subprocess
+import tempfile
+import time
+import zipfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from experiments.config import (
+    RL_ALGORITHMS,
+    WARM_STARTABLE,
+    EvaluationConfig,
+    ExperimentConfig,
+    PolicyConfig,
+    Scalar,
+    SearchSpace,
+    TrainingConfig,
+    policy_name,
+)
+
+if TYPE_CHECKING:
+    from agent import CampaignReport, CampaignSpec
+    from agent.loop import Campaign
+    from policies import Policy
+    from simulators import Scenario
+
+DECISION_SAMPLE = 200
+"""Decisions of the first evaluation campaign kept in a trial's decision-log sample."""
+
+TRAINING_SEED_BASE = 1_000_000
+"""Warm-start campaigns use seeds ``TRAINING_SEED_BASE + 1_000 * seed + i`` (as ``campaign-opt train``)."""
+
+TIMING_METRICS = ("seconds_train", "seconds_eval")
+"""Wall-clock metrics: the only ones that differ between two runs of the same trial."""
+
+
+class RunnerError(RuntimeError):
+    """An experiment that cannot run (bad tracking URI, Ray unavailable, ...)."""
+
+
+# -- trials -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    """Everything one trial needs; a trial is a pure function of it.
+
+    Attributes:
+        scenario: built-in scenario name or absolute YAML path.
+        policy: the config's policy name (``epsilon_greedy``, ``ppo``, ``fixed:ARM``).
+        params: hyperparameters of this grid point or Tune sample.
+        seed: trial seed (training and policy seed; the campaign seed unless evaluation seeds).
+        training: the training budget.
+        evaluation: the evaluation protocol.
+        sample: the Tune sample this trial belongs to (``""`` for grid trials).
+    """
+
+    scenario: str
+    policy: str
+    params: dict[str, Scalar]
+    seed: int
+    training: TrainingConfig
+    evaluation: EvaluationConfig
+    sample: str = ""
+
+    @property
+    def family(self) -> str:
+        """``epsilon_greedy:epsilon=0.1`` -> ``epsilon_greedy``."""
+        return self.policy.partition(":")[0]
+
+    @property
+    def label(self) -> str:
+        """The policy with its hyperparameters, as shown in tables: ``ppo:learning_rate=0.001``."""
+        if not self.params:
+            return self.policy
+        return self.policy + ":" + ",".join(f"{k}={_short(v)}" for k, v in self.params.items())
+
+    @property
+    def make_name(self) -> str:
+        """The name :func:`policies.make_policy` takes (RL hyperparameters go to the trainer)."""
+        return policy_name(self.policy, self.params)
+
+    @property
+    def scenario_label(self) -> str:
+        """The scenario's short name (file stem for a path)."""
+        return Path(self.scenario).stem if self.scenario.endswith((".yaml", ".yml")) else self.scenario
+
+    @property
+    def trial_id(self) -> str:
+        """``scenario/label/seed=N`` (unique within an experiment)."""
+        return f"{self.scenario_label}/{self.label}/seed={self.seed}"
+
+    @property
+    def campaign_seeds(self) -> list[int]:
+        """Seeds of the evaluation campaigns."""
+        return list(self.evaluation.seeds) if self.evaluation.seeds is not None else [self.seed]
+
+
+def _short(v: Scalar) -> str:
+    if isinstance(v, float) and not isinstance(v, bool):
+        return f"{v:.4g}"
+    return str(v).lower() if isinstance(v, bool) else str(v)
+
+
+@dataclass(frozen=True)
+class TrialResult:
+    """What a trial returns to the driver (picklable, JSON-ready but for the archive).
+
+    Attributes:
+        spec: the trial.
+        metrics: final metrics (means over the evaluation campaigns; ``None`` where undefined,
+            e.g. ``cost_to_goal`` of a trial that never reached its goal).
+        curve: per iteration (index = iteration): ``spend``, ``spend_iteration``, ``reserved``,
+            ``conversions``, ``revenue``, ``goal_progress``, ``oracle_goal_progress``, ``regret``
+            (oracle's achieved goal metric minus the policy's, so far), ``budget``.
+        campaigns: per evaluation campaign: seed, stop reason, goal reached, cost to goal, ...
+        policy_archive: the trained policy's folder (``policy.json``, ``model.zip``...) as a zip.
+        decision_sample: the first decisions of the first evaluation campaign.
+    """
+
+    spec: TrialSpec
+    metrics: dict[str, float | None]
+    curve: list[dict[str, float]]
+    campaigns: list[dict[str, Any]]
+    policy_archive: bytes = field(repr=False)
+    decision_sample: list[dict[str, Any]] = field(repr=False)
+
+    @property
+    def trial_id(self) -> str:
+        """The trial's id."""
+        return self.spec.trial_id
+
+    def deterministic_metrics(self) -> dict[str, float | None]:
+        """Every metric but wall-clock timings."""
+        return {k: v for k, v in self.metrics.items() if k not in TIMING_METRICS}
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary (no archive, no decision sample)."""
+        return {
+            "trial_id": self.trial_id,
+            "scenario": self.spec.scenario_label,
+            "policy": self.spec.label,
+            "family": self.spec.family,
+            "params": dict(self.spec.params),
+            "seed": self.spec.seed,
+            "sample": self.spec.sample,
+            "metrics": dict(self.metrics),
+            "campaigns": list(self.campaigns),
+        }
+
+
+def _resolve_scenario(name: str) -> str:
+    """Absolute path for a YAML file (workers and Tune trials run in other folders)."""
+    return str(Path(name).resolve()) if name.endswith((".yaml", ".yml")) else name
+
+
+def expand_trials(cfg: ExperimentConfig, policies: Sequence[PolicyConfig] | None = None) -> list[TrialSpec]:
+    """The grid trials of ``cfg``: scenario x policy x grid point x seed (search-space policies
+    are left out: they are sampled by Ray Tune, see :func:`run_experiment`)."""
+    out: list[TrialSpec] = []
+    for scenario in cfg.scenarios:
+        for pol in policies if policies is not None else cfg.policies:
+            if pol.is_search:
+                continue
+            for point in pol.grid_points():
+                for seed in cfg.seeds:
+                    out.append(
+                        TrialSpec(
+                            scenario=_resolve_scenario(scenario),
+                            policy=pol.name,
+                            params=point,
+                            seed=seed,
+                            training=cfg.training_for(pol),
+                            evaluation=cfg.evaluation,
+                        )
+                    )
+    return out
+
+
+def evaluation_spec(sc: Scenario, ev: EvaluationConfig) -> tuple[CampaignSpec, int]:
+    """The campaign spec and population size of the evaluation protocol.
+
+    Target, budget and customers per iteration default to the scenario's, scaled by
+    ``n_customers / population.size`` (explicit values are taken as given).
+    """
+    from agent import CampaignSpec, Goal
+
+    n = ev.n_customers or sc.population.size
+    ratio = n / sc.population.size
+    g = sc.default_goal
+    spec = CampaignSpec(
+        goal=Goal(metric=ev.goal_metric or g.metric, target=ev.goal_target or g.target * ratio),
+        budget=ev.budget or g.budget * ratio,
+        max_iterations=ev.max_iterations or g.max_iterations,
+        customers_per_iteration=ev.customers_per_iteration
+        or max(1, round(g.customers_per_iteration * ratio)),
+    )
+    return spec, n
+
+
+def _achieved(report: CampaignReport) -> list[float]:
+    """Goal metric reached after each iteration."""
+    key = "revenue_total" if report.goal_metric == "revenue" else "conversions_total"
+    return [float(getattr(r, key)) for r in report.history]
+
+
+@functools.lru_cache(maxsize=64)
+def _oracle(scenario: str, evaluation_json: str, seed: int) -> tuple[tuple[float, ...], float | None]:
+    """The oracle's achieved goal metric per iteration and its cost to goal (cached per process)."""
+    from agent import Campaign
+    from policies import make_policy
+    from simulators import Simulator, load_scenario
+
+    sc = load_scenario(scenario)
+    spec, n = evaluation_spec(sc, EvaluationConfig.model_validate_json(evaluation_json))
+    sim = Simulator(sc, n_customers=n)
+    report = Campaign(
+        spec, sim, make_policy("oracle", sim, seed=seed), seed=seed, scenario_name=sc.name
+    ).run()
+    return tuple(_achieved(report)), report.cost_to_goal
+
+
+def _zip_folder(folder: Path) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for p in sorted(folder.rglob("*")):
+            if p.is_file():
+                info = zipfile.ZipInfo(str(p.relative_to(folder)), date_time=(2000, 1, 1, 0, 0, 0))
+                zf.writestr(info, p.read_bytes())
+    return buf.getvalue()
+
+
+def unzip_policy(archive: bytes, folder: Path) -> Path:
+    """Write a trial's policy archive into ``folder`` (created); returns it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(io.BytesIO(archive)) as zf:
+        zf.extractall(folder)
+    return folder
+
+
+def _train(spec: TrialSpec, sc: Scenario, folder: Path) -> Policy:
+    """Train the trial's policy and save it into ``folder``; returns the trained policy."""
+    from agent import Campaign
+    from policies import make_policy
+    from simulators import Simulator
+
+    tr = spec.training
+    n_train = tr.n_customers or spec.evaluation.n_customers or sc.population.size
+    if spec.family in RL_ALGORITHMS:
+        from policies.rl import train_rl
+
+        return train_rl(
+            spec.family,
+            spec.scenario,
+            tr.timesteps,
+            folder,
+            spec.seed,
+            n_customers=n_train,
+            progress=False,
+            hyperparameters=dict(spec.params),
+            threads=1,
+        )
+    sim = Simulator(sc, n_customers=n_train)
+    pol = make_policy(spec.make_name, sim, seed=spec.seed)
+    if spec.family in WARM_STARTABLE and tr.campaigns > 0:
+        train_eval = spec.evaluation.model_copy(update={"n_customers": n_train, "seeds": None})
+        cspec, _ = evaluation_spec(sc, train_eval)
+        for i in range(tr.campaigns):
+            seed = TRAINING_SEED_BASE + 1_000 * spec.seed + i
+            Campaign(cspec, Simulator(sc, n_customers=n_train), pol, seed=seed, scenario_name=sc.name).run()
+    pol.save(folder)
+    return pol
+
+
+def _decision_rows(campaign: Campaign, limit: int) -> list[dict[str, Any]]:
+    log, names = campaign.log, campaign.sim.arms.names
+    k = min(len(log), limit)
+    return [
+        {
+            "decision_id": int(log.decision_id[i]),
+            "iteration": int(log.iteration[i]),
+            "customer": int(log.customer[i]),
+            "arm": int(log.arm[i]),
+            "arm_name": names[int(log.arm[i])],
+            "pscore": float(log.pscore[i]),
+            "reserved": float(log.reserved[i]),
+        }
+        for i in range(k)
+    ]
+
+
+def _mean(values: Sequence[float | None]) -> float | None:
+    vals = [v for v in values if v is not None and math.isfinite(v)]
+    return float(np.mean(vals)) if vals else None
+
+
+def _pad(xs: Sequence[float], n: int) -> list[float]:
+    if not xs:
+        return [0.0] * n
+    return list(xs) + [xs[-1]] * (n - len(xs))
+
+
+def effective_cost(cost_to_goal: float | None, spend: float, progress: float, budget: float) -> float:
+    """Cost to goal, or for a campaign that missed its goal its spend extrapolated to the goal
+    (at least the budget, at most 100x the spend): what Tune and ``--register`` rank by."""
+    if cost_to_goal is not None:
+        return cost_to_goal
+    return max(budget, spend / max(progress, 0.01))
+
+
+def run_trial(spec: TrialSpec) -> TrialResult:
+    """Train, then evaluate one trial (single-threaded BLAS and torch: deterministic)."""
+    from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+
+    with threadpool_limits(limits=1):
+        return _run_trial(spec)
+
+
+def _run_trial(spec: TrialSpec) -> TrialResult:
+    from agent import Campaign
+    from policies import load_policy
+    from simulators import Simulator, load_scenario
+
+    sc = load_scenario(spec.scenario)
+    cspec, n = evaluation_spec(sc, spec.evaluation)
+    ev_json = spec.evaluation.model_dump_json()
+    with tempfile.TemporaryDirectory(prefix="trial-") as tmp:
+        folder = Path(tmp) / "policy"
+        t0 = time.perf_counter()
+        _train(spec, sc, folder)
+        t_train = time.perf_counter() - t0
+        archive = _zip_folder(folder)
+        campaigns: list[dict[str, Any]] = []
+        curves: list[dict[str, list[float]]] = []
+        sample: list[dict[str, Any]] = []
+        t1 = time.perf_counter()
+        for j, cseed in enumerate(spec.campaign_seeds):
+            sim = Simulator(sc, n_customers=n)
+            pol = load_policy(folder, sim)
+            camp = Campaign(cspec, sim, pol, seed=cseed, scenario_name=sc.name)
+            rep = camp.run()
+            if j == 0:
+                sample = _decision_rows(camp, DECISION_SAMPLE)
+            oracle_curve, oracle_cost = _oracle(spec.scenario, ev_json, cseed)
+            achieved = _achieved(rep)
+            length = max(len(achieved), len(oracle_curve))
+            ours, theirs = _pad(achieved, length), _pad(list(oracle_curve), length)
+            h = rep.history
+            curves.append(
+                {
+                    "spend": _pad([r.spend_total for r in h], length),
+                    "spend_iteration": [r.spend for r in h] + [0.0] * (length - len(h)),
+                    "reserved": [r.reserved for r in h] + [0.0] * (length - len(h)),
+                    "conversions": _pad([float(r.conversions_total) for r in h], length),
+                    "revenue": _pad([r.revenue_total for r in h], length),
+                    "goal_progress": _pad([r.goal_progress for r in h], length),
+                    "oracle_goal_progress": [min(v / rep.goal_target, 1.0) for v in theirs],
+                    "regret": [o - p for o, p in zip(theirs, ours, strict=True)],
+                }
+            )
+            ratio = (
+                rep.cost_to_goal / oracle_cost
+                if rep.cost_to_goal is not None and oracle_cost is not None and oracle_cost > 0
+                else None
+            )
+            campaigns.append(
+                {
+                    "seed": cseed,
+                    "stop_reason": rep.stop_reason,
+                    "goal_reached": rep.goal_reached,
+                    "cost_to_goal": rep.cost_to_goal,
+                    "oracle_cost_to_goal": oracle_cost,
+                    "ratio_to_oracle": ratio,
+                    "spend": rep.spend,
+                    "budget": rep.budget,
+                    "conversions": rep.conversions,
+                    "revenue": rep.revenue,
+                    "roi": rep.roi,
+                    "iterations": rep.iterations,
+                    "goal_progress": rep.goal_progress,
+                    "final_regret": curves[-1]["regret"][-1] if length else 0.0,
+                }
+            )
+        t_eval = time.perf_counter() - t1
+    length = max(len(c["spend"]) for c in curves)
+    keys = list(curves[0])
+    curve = [
+        {k: float(np.mean([_pad(c[k], length)[i] for c in curves])) for k in keys} | {"budget": cspec.budget}
+        for i in range(length)
+    ]
+    metrics: dict[str, float | None] = {
+        "goal_reached": float(np.mean([c["goal_reached"] for c in campaigns])),
+        "cost_to_goal": _mean([c["cost_to_goal"] for c in campaigns]),
+        "effective_cost_to_goal": _mean(
+            [
+                effective_cost(c["cost_to_goal"], c["spend"], c["goal_progress"], c["budget"])
+                for c in campaigns
+            ]
+        ),
+        "oracle_cost_to_goal": _mean([c["oracle_cost_to_goal"] for c in campaigns]),
+        "ratio_to_oracle": _mean([c["ratio_to_oracle"] for c in campaigns]),
+        "roi": _mean([c["roi"] for c in campaigns]),
+        "spend": _mean([c["spend"] for c in campaigns]),
+        "conversions": _mean([float(c["conversions"]) for c in campaigns]),
+        "revenue": _mean([c["revenue"] for c in campaigns]),
+        "iterations": _mean([float(c["iterations"]) for c in campaigns]),
+        "goal_progress": _mean([c["goal_progress"] for c in campaigns]),
+        "final_regret": _mean([c["final_regret"] for c in campaigns]),
+        "seconds_train": t_train,
+        "seconds_eval": t_eval,
+    }
+    return TrialResult(
+        spec=spec,
+        metrics=metrics,
+        curve=curve,
+        campaigns=campaigns,
+        policy_archive=archive,
+        decision_sample=sample,
+    )
+
+
+# -- execution ----------------------------------------------------------------------------------
+
+
+ResultCallback = Callable[[TrialResult], None]
+
+
+@contextmanager
+def ray_session(workers: int, address: str | None) -> Iterator[None]:
+    """A Ray runtime for the duration of the block.
+
+    Local (``address=None``): ``workers`` CPUs, bound to 127.0.0.1, no dashboard, usage stats
+    off; shut down afterwards. With ``address``: joins that cluster (left afterwards). An already
+    initialized Ray is used as is.
+    """
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    import ray
+
+    if ray.is_initialized():
+        yield
+        return
+    env = {k: v for k, v in os.environ.items() if k in ("MLFLOW_DISABLE_TELEMETRY", "SB3_LOGDIR")}
+    env["RAY_USAGE_STATS_ENABLED"] = "0"
+    kwargs: dict[str, Any] = {
+        "runtime_env": {"env_vars": env},
+        "log_to_driver": False,
+        "configure_logging": False,
+    }
+    try:
+        if address is None:
+            ray.init(
+                num_cpus=max(int(workers), 1),
+                include_dashboard=False,
+                _node_ip_address="127.0.0.1",
+                **kwargs,
+            )
+        else:
+            ray.init(address=address, **kwargs)
+    except Exception as err:  # ray raises ConnectionError, RuntimeError, ValueError...
+        raise RunnerError(f"cannot start or join Ray ({address or 'local'}): {err}") from err
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def run_trials(
+    specs: Sequence[TrialSpec],
+    workers: int = 1,
+    address: str | None = None,
+    on_result: ResultCallback | None = None,
+) -> list[TrialResult]:
+    """Run trials serially (``workers=1``, no ``address``) or as Ray tasks; results in ``specs`` order.
+
+    Args:
+        specs: the trials.
+        workers: parallel Ray tasks on a local Ray (ignored with ``address``).
+        address: a Ray cluster address to join.
+        on_result: called in the driver as each trial finishes (progress).
+    """
+    if not specs:
+        return []
+    if workers <= 1 and address is None:
+        out = []
+        for s in specs:
+            r = run_trial(s)
+            out.append(r)
+            if on_result is not None:
+                on_result(r)
+        return out
+    with ray_session(workers, address):
+        return _ray_map(specs, on_result)
+
+
+def _ray_map(specs: Sequence[TrialSpec], on_result: ResultCallback | None) -> list[TrialResult]:
+    import ray
+
+    task = ray.remote(num_cpus=1, max_retries=0)(run_trial)
+    refs = [task.remote(s) for s in specs]
+    index = {ref: i for i, ref in enumerate(refs)}
+    results: list[TrialResult | None] = [None] * len(refs)
+    pending = list(refs)
+    while pending:
+        done, pending = ray.wait(pending, num_returns=1)
+        for ref in done:
+            r: TrialResult = ray.get(ref)
+            results[index[ref]] = r
+            if on_result is not None:
+                on_result(r)
+    return [r for r in results if r is not None]
+
+
+# -- Ray Tune -----------------------------------------------------------------------------------
+
+
+def _tune_metric(results: Sequence[TrialResult], metric: str) -> float:
+    key = "effective_cost_to_goal" if metric == "cost_to_goal" else metric
+    vals = [r.metrics.get(key) for r in results]
+    m = _mean(vals)
+    if m is None:  # e.g. ratio_to_oracle of a sample that never reached the goal
+        return math.inf
+    return m
+
+
+def _tune_trainable(config: dict[str, Any], base: dict[str, Any]) -> None:
+    """One Tune trial: one hyperparameter sample over the seeds, reporting after each seed."""
+    import pickle
+
+    from ray import tune
+
+    params = {k: _plain(v) for k, v in config.items()}
+    ctx = tune.get_context()
+    sample = str(ctx.get_trial_id()) if ctx is not None else ""
+    done: list[TrialResult] = []
+    for seed in base["seeds"]:
+        spec = TrialSpec(
+            scenario=base["scenario"],
+            policy=base["policy"],
+            params={k: params[k] for k in base["order"]},
+            seed=seed,
+            training=base["training"],
+            evaluation=base["evaluation"],
+            sample=sample,
+        )
+        done.append(run_trial(spec))
+        with tempfile.TemporaryDirectory() as tmp:
+            (Path(tmp) / "results.pkl").write_bytes(pickle.dumps(done))
+            metric = _tune_metric(done, base["metric"])
+            tune.report(
+                {base["metric"]: metric if math.isfinite(metric) else 1e30, "seeds_done": len(done)},
+                checkpoint=tune.Checkpoint.from_directory(tmp),
+            )
+
+
+def _plain(v: Any) -> Scalar:
+    if isinstance(v, np.generic):
+        item = v.item()
+        assert isinstance(item, bool | int | float | str)
+        return item
+    assert isinstance(v, bool | int | float | str)
+    return v
+
+
+def tune_policy(
+    cfg: ExperimentConfig,
+    pol: PolicyConfig,
+    scenario: str,
+    workers: int,
+    on_result: ResultCallback | None = None,
+) -> list[TrialResult]:
+    """Tune one search-space policy on one scenario with Ray Tune (inside a Ray session).
+
+    Returns every seed's result of every sample (a sample the scheduler stopped has fewer seeds).
+    """
+    import pickle
+
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, MedianStoppingRule, TrialScheduler
+    from ray.tune.search import BasicVariantGenerator
+
+    t = cfg.tune
+    space: dict[str, Any] = {}
+    for key, value in pol.grid.items():
+        if isinstance(value, SearchSpace):
+            space[key] = value.to_tune()
+        elif isinstance(value, list):
+            space[key] = tune.grid_search(list(value))
+        else:
+            space[key] = value
+    n_seeds = len(cfg.seeds)
+    scheduler: TrialScheduler
+    if t.scheduler == "asha":
+        scheduler = ASHAScheduler(
+            time_attr="training_iteration",
+            max_t=n_seeds,
+            grace_period=min(t.grace_period, n_seeds),
+            reduction_factor=2,
+        )
+    elif t.scheduler == "median":
+        scheduler = MedianStoppingRule(
+            time_attr="training_iteration", grace_period=t.grace_period, min_samples_required=2
+        )
+    else:
+        scheduler = FIFOScheduler()  # type: ignore[no-untyped-call]
+    base = {
+        "scenario": _resolve_scenario(scenario),
+        "policy": pol.name,
+        "order": list(pol.grid),
+        "seeds": list(cfg.seeds),
+        "training": cfg.training_for(pol),
+        "evaluation": cfg.evaluation,
+        "metric": t.metric,
+    }
+    trainable = tune.with_resources(tune.with_parameters(_tune_trainable, base=base), {"cpu": 1})
+    with tempfile.TemporaryDirectory(prefix="tune-") as storage:
+        tuner = tune.Tuner(
+            trainable,
+            param_space=space,
+            tune_config=tune.TuneConfig(
+                metric=t.metric,
+                mode=t.mode,
+                num_samples=t.num_samples,
+                scheduler=scheduler,
+                search_alg=BasicVariantGenerator(random_state=t.seed, max_concurrent=max(workers, 1)),
+            ),
+            run_config=tune.RunConfig(
+                storage_path=storage,
+                name=f"{cfg.name}-{pol.name}",
+                verbose=0,
+            ),
+        )
+        grid = tuner.fit()
+        out: list[TrialResult] = []
+        for i in range(len(grid)):
+            res = grid[i]
+            if res.error is not None:
+                raise RunnerError(f"Tune trial of {pol.name} failed: {res.error}")
+            if res.checkpoint is None:
+                continue
+            with res.checkpoint.as_directory() as d:
+                done: list[TrialResult] = pickle.loads((Path(d) / "results.pkl").read_bytes())
+            for r in done:
+                out.append(r)
+                if on_result is not None:
+                    on_result(r)
+    out.sort(key=lambda r: (r.spec.sample, r.spec.seed))
+    return out
+
+
+# -- the whole experiment -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Registration:
+    """A policy registered in the MLflow model registry."""
+
+    name: str
+    version: str
+    alias: str
+    run_id: str
+    trial_id: str
+    uri: str
+
+
+@dataclass(frozen=True)
+class ExperimentResult:
+    """An experiment run: its trials and where they are tracked."""
+
+    name: str
+    results: list[TrialResult]
+    tracking_uri: str | None = None
+    experiment_id: str | None = None
+    parent_run_id: str | None = None
+    run_ids: dict[str, str] = field(default_factory=dict)
+    """MLflow run id per trial id."""
+    registered: Registration | None = None
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (trials with their run ids, the comparison rows, the registration)."""
+        from experiments.compare import compare_results
+
+        return {
+            "name": self.name,
+            "tracking_uri": self.tracking_uri,
+            "experiment_id": self.experiment_id,
+            "parent_run_id": self.parent_run_id,
+            "seconds": self.seconds,
+            "trials": [r.to_dict() | {"run_id": self.run_ids.get(r.trial_id)} for r in self.results],
+            "rows": [asdict(row) for row in compare_results(self.results)],
+            "registered": asdict(self.registered) if self.registered else None,
+        }
+
+
+def total_trials(cfg: ExperimentConfig) -> int:
+    """Upper bound of the trials the experiment runs (Tune may stop samples early)."""
+    return cfg.n_trials()
+
+
+def run_experiment(
+    cfg: ExperimentConfig,
+    workers: int = 1,
+    address: str | None = None,
+    on_result: ResultCallback | None = None,
+    track: bool = True,
+    register: str | None = None,
+    tracking_uri: str | None = None,
+) -> ExperimentResult:
+    """Run every trial of ``cfg``, log them to MLflow, optionally register the best policy.
+
+    Args:
+        cfg: the validated experiment.
+        workers: parallel trials (Ray tasks on a local Ray when > 1).
+        address: join this Ray cluster instead of starting one.
+        on_result: called as each trial finishes (progress).
+        track: log to MLflow (parent run + nested trial runs).
+        register: register the best trial's policy under this model name (alias ``champion``).
+        tracking_uri: overrides ``MLFLOW_TRACKING_URI`` and the config's URI.
+
+    Raises:
+        RunnerError: Ray or the tracking store cannot be used.
+    """
+    from experiments.tracking import log_experiment, register_best, resolve_tracking_uri
+
+    start = time.perf_counter()
+    uri = resolve_tracking_uri(cfg, tracking_uri) if track or register else None
+    specs = expand_trials(cfg)
+    search = [(s, p) for s in cfg.scenarios for p in cfg.policies if p.is_search]
+    results: list[TrialResult]
+    if search:
+        with ray_session(workers, address):
+            results = run_trials(specs, workers=workers, address=address, on_result=on_result)
+            for scenario, pol in search:
+                results += tune_policy(cfg, pol, scenario, workers, on_result)
+    else:
+        results = run_trials(specs, workers=workers, address=address, on_result=on_result)
+    seconds = time.perf_counter() - start
+    if not (track or register):
+        return ExperimentResult(name=cfg.name, results=results, seconds=seconds)
+    assert uri is not None
+    logged = log_experiment(cfg, results, uri, workers=workers, address=address)
+    registered = register_best(cfg, results, logged, register, uri) if register else None
+    return ExperimentResult(
+        name=cfg.name,
+        results=results,
+        tracking_uri=uri,
+        experiment_id=logged.experiment_id,
+        parent_run_id=logged.parent_run_id,
+        run_ids=logged.run_ids,
+        registered=registered,
+        seconds=seconds,
+    )
+
+
+def best_trial(results: Sequence[TrialResult], metric: str, mode: str) -> TrialResult | None:
+    """The trial whose policy to register: the best (scenario, policy) group by the median of
+    ``metric`` over its seeds, then that group's best trial. Oracles (they read the simulator's
+    ground truth) are never candidates. ``cost_to_goal`` ranks a missed goal by its
+    :func:`effective_cost`."""
+    key = "effective_cost_to_goal" if metric == "cost_to_goal" else metric
+    sign = 1.0 if mode == "min" else -1.0
+
+    def score(r: TrialResult) -> float:
+        v = r.metrics.get(key)
+        return math.inf if v is None or not math.isfinite(v) else sign * v
+
+    groups: dict[tuple[str, str], list[TrialResult]] = {}
+    for r in results:
+        if r.spec.family != "oracle":
+            groups.setdefault((r.spec.scenario_label, r.spec.label), []).append(r)
+    if not groups:
+        return None
+    best_group = min(groups.values(), key=lambda g: (float(np.median([score(r) for r in g])), g[0].trial_id))
+    return min(best_group, key=lambda r: (score(r), r.trial_id))
+
+
+def git_commit(cwd: str | Path | None = None) -> str | None:
+    """The current git commit of ``cwd`` (or of this package's checkout), if any."""
+    folder = Path(cwd) if cwd is not None else Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True, timeout=5, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    commit = out.stdout.strip()
+    return commit if out.returncode == 0 and commit else None
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of the packages a run depends on."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out: dict[str, str] = {}
+    for name in (
+        "campaign-optimizer",
+        "numpy",
+        "mlflow",
+        "ray",
+        "torch",
+        "stable-baselines3",
+        "gymnasium",
+        "pydantic",
+    ):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return out
+
+
+def decision_sample_csv(rows: Sequence[Mapping[str, Any]]) -> str:
+    """The decision-log sample as CSV text."""
+    buf = io.StringIO()
+    cols = ["decision_id", "iteration", "customer", "arm", "arm_name", "pscore", "reserved"]
+    w = csv.DictWriter(buf, fieldnames=cols)
+    w.writeheader()
+    for r in rows:
+        w.writerow({c: r[c] for c in cols})
+    return buf.getvalue()
+
+
+def results_json(results: Sequence[TrialResult]) -> str:
+    """Every trial's summary as JSON text."""
+    return json.dumps([r.to_dict() for r in results], indent=2, default=float)

@@ -1,0 +1,165 @@
+"""Policies from the MLflow model registry, for serving and ``campaign-opt simulate``.
+
+``campaign-opt experiment run CONFIG --register NAME`` registers the best trial's saved policy
+folder as a version of model ``NAME`` and points the alias ``champion`` at it. This module reads
+that registry: :func:`resolve_policy` turns ``models:/NAME@champion`` or ``models:/NAME/VERSION``
+into a :class:`policies.Policy` (the folder is downloaded, then loaded with
+:func:`policies.load_policy`); any other name is built with :func:`policies.make_policy`.
+
+The registry is the tracking store of ``MLFLOW_TRACKING_URI`` (default
+``sqlite:///mlruns/mlflow.db``, the experiments' default). MLflow is imported lazily.
+
+Example:
+    >>> from simulators import Simulator, load_scenario
+    >>> sim = Simulator(load_scenario("retail"), n_customers=100)
+    >>> resolve_policy("random", sim, seed=0).name
+    'random'
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from policies import Policy, UnknownPolicyError, load_policy, make_policy
+from simulators.types import CustomerSimulator
+
+MODELS_PREFIX = "models:/"
+DEFAULT_TRACKING_URI = "sqlite:///mlruns/mlflow.db"
+_MODEL_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/@]+)|/(?P<version>\d+))$")
+
+
+class RegistryError(UnknownPolicyError):
+    """A registered policy that cannot be found or loaded (the message says which and why)."""
+
+
+def tracking_uri(uri: str | None = None) -> str:
+    """``uri``, else ``MLFLOW_TRACKING_URI``, else ``sqlite:///mlruns/mlflow.db``."""
+    return uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+
+
+def _client(uri: str | None) -> Any:
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    from mlflow import MlflowClient
+
+    resolved = tracking_uri(uri)
+    return MlflowClient(tracking_uri=resolved, registry_uri=resolved)
+
+
+def parse_model_uri(uri: str) -> tuple[str, str | None, str | None]:
+    """``models:/NAME@ALIAS`` -> ``(NAME, ALIAS, None)``; ``models:/NAME/3`` -> ``(NAME, None, "3")``.
+
+    Raises:
+        RegistryError: anything else.
+    """
+    m = _MODEL_URI.match(uri)
+    if m is None:
+        raise RegistryError(
+            f"{uri!r} is not a registered policy; use models:/NAME@ALIAS or models:/NAME/VERSION"
+        )
+    return m["name"], m["alias"], m["version"]
+
+
+def download_policy(uri: str, dst: str | Path | None = None, tracking: str | None = None) -> Path:
+    """Download the policy folder of a registered model version; returns the folder holding
+    ``policy.json``.
+
+    Raises:
+        RegistryError: unknown model, alias or version, or a version without a policy.
+    """
+    from mlflow.exceptions import MlflowException
+
+    name, alias, version = parse_model_uri(uri)
+    c = _client(tracking)
+    try:
+        mv = c.get_model_version_by_alias(name, alias) if alias else c.get_model_version(name, str(version))
+        target = Path(dst) if dst is not None else Path(tempfile.mkdtemp(prefix="policy-"))
+        target.mkdir(parents=True, exist_ok=True)
+        import mlflow.artifacts
+
+        local = Path(
+            mlflow.artifacts.download_artifacts(
+                artifact_uri=f"models:/{name}/{mv.version}",
+                dst_path=str(target),
+                tracking_uri=tracking_uri(tracking),
+            )
+        )
+    except MlflowException as err:
+        known = [m["name"] for m in list_registered(tracking)]
+        raise RegistryError(f"cannot load {uri!r}: {err.message}; registered policies: {known}") from None
+    found = sorted(local.rglob("policy.json"), key=lambda p: len(p.parts))
+    if not found:
+        raise RegistryError(f"{uri!r} (version {mv.version}) holds no policy.json")
+    return found[0].parent
+
+
+def resolve_policy(
+    name: str, simulator: CustomerSimulator, seed: int | None = None, tracking: str | None = None
+) -> Policy:
+    """A policy by name: a registered one (``models:/NAME@ALIAS``, ``models:/NAME/VERSION``) or
+    any name :func:`policies.make_policy` accepts.
+
+    Args:
+        name: the policy.
+        simulator: the world (the oracle reads its ground truth; others only its arms).
+        seed: the policy's seed. A registered policy keeps its learned state; with a seed its
+            random stream is restarted from it (same seed, same decisions), without one it
+            continues the stream it was saved with.
+        tracking: tracking/registry URI (default: ``MLFLOW_TRACKING_URI`` or the local SQLite store).
+
+    Raises:
+        RegistryError: a registered policy that cannot be found or loaded.
+        policies.UnknownPolicyError: an unknown policy name.
+    """
+    if not name.startswith(MODELS_PREFIX):
+        return make_policy(name, simulator, seed=seed)
+    folder = download_policy(name, tracking=tracking)
+    try:
+        policy = load_policy(folder, simulator)
+    except (ValueError, KeyError, OSError) as err:
+        raise RegistryError(f"cannot load {name!r}: {err}") from None
+    if seed is not None:
+        policy.seed = seed
+        policy.rng = np.random.default_rng(seed)
+    return policy
+
+
+def list_registered(tracking: str | None = None) -> list[dict[str, Any]]:
+    """Registered policies (for ``GET /policies``): name, description, aliases -> version, the
+    latest version, and per version its run id, source and tags."""
+    c = _client(tracking)
+    out: list[dict[str, Any]] = []
+    for model in c.search_registered_models():
+        versions = sorted(
+            c.search_model_versions(f"name = '{model.name}'"), key=lambda v: int(v.version), reverse=True
+        )
+        out.append(
+            {
+                "name": model.name,
+                "description": model.description or "",
+                "aliases": {str(k): str(v) for k, v in (model.aliases or {}).items()},
+                "latest_version": versions[0].version if versions else None,
+                "uri": f"models:/{model.name}@champion"
+                if "champion" in (model.aliases or {})
+                else (f"models:/{model.name}/{versions[0].version}" if versions else None),
+                "versions": [
+                    {
+                        "version": v.version,
+                        "run_id": v.run_id,
+                        "source": v.source,
+                        "status": v.status,
+                        "tags": dict(v.tags or {}),
+                        "created": v.creation_timestamp,
+                    }
+                    for v in versions
+                ],
+            }
+        )
+    out.sort(key=lambda d: str(d["name"]))
+    return out
