@@ -31,6 +31,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import functools
 import io
@@ -38,6 +39,7 @@ import json
 import math
 import os
 import subprocess
+import sys
 import tempfile
 import time
 import zipfile
@@ -672,7 +674,8 @@ def tune_policy(
                 verbose=0,
             ),
         )
-        grid = tuner.fit()
+        with contextlib.redirect_stdout(sys.stderr):  # Tune's tables must not mix with --json output
+            grid = tuner.fit()
         out: list[TrialResult] = []
         for i in range(len(grid)):
             res = grid[i]

@@ -83,9 +83,10 @@ def download_policy(uri: str, dst: str | Path | None = None, tracking: str | Non
         target.mkdir(parents=True, exist_ok=True)
         import mlflow.artifacts
 
+        source = c.get_model_version_download_uri(name, str(mv.version))
         local = Path(
             mlflow.artifacts.download_artifacts(
-                artifact_uri=f"models:/{name}/{mv.version}",
+                artifact_uri=source,
                 dst_path=str(target),
                 tracking_uri=tracking_uri(tracking),
             )
@@ -144,13 +145,13 @@ def list_registered(tracking: str | None = None) -> list[dict[str, Any]]:
                 "name": model.name,
                 "description": model.description or "",
                 "aliases": {str(k): str(v) for k, v in (model.aliases or {}).items()},
-                "latest_version": versions[0].version if versions else None,
+                "latest_version": str(versions[0].version) if versions else None,
                 "uri": f"models:/{model.name}@champion"
                 if "champion" in (model.aliases or {})
                 else (f"models:/{model.name}/{versions[0].version}" if versions else None),
                 "versions": [
                     {
-                        "version": v.version,
+                        "version": str(v.version),
                         "run_id": v.run_id,
                         "source": v.source,
                         "status": v.status,
