@@ -228,6 +228,10 @@ class EvaluationConfig(_Frozen):
         n_customers: population size of the evaluation world.
         customers_per_iteration: candidates per iteration.
         max_iterations: most iterations per campaign.
+        oracle: the yardstick every campaign is compared with (regret, ratio to the oracle),
+            run with the same campaign seed: ``oracle`` or ``oracle:key=value,...`` (e.g.
+            ``oracle:pace=1.5`` when the default oracle, which paces its spend to reach the
+            goal in the last iteration, misses it by a hair).
     """
 
     seeds: list[Annotated[int, Field(ge=0)]] | None = None
@@ -237,6 +241,7 @@ class EvaluationConfig(_Frozen):
     n_customers: Annotated[int, Field(ge=100)] | None = None
     customers_per_iteration: Annotated[int, Field(ge=1)] | None = None
     max_iterations: Annotated[int, Field(ge=1, le=10_000)] | None = None
+    oracle: Annotated[str, Field(pattern=r"^oracle(:.*)?$")] = "oracle"
 
     @field_validator("seeds")
     @classmethod
@@ -417,6 +422,11 @@ def _check_names(cfg: ExperimentConfig) -> None:
                     make_policy(pol.name, sim)
                 except UnknownPolicyError as err:
                     raise ConfigError(f"policies.{i}.name: {err}") from None
+    for sim in sims:
+        try:
+            make_policy(cfg.evaluation.oracle, sim)
+        except UnknownPolicyError as err:
+            raise ConfigError(f"evaluation.oracle: {err}") from None
     if cfg.tune.metric == "ratio_to_oracle" and cfg.tune.mode != "min":
         raise ConfigError("tune.mode: ratio_to_oracle is minimized (mode: min)")
 

@@ -251,16 +251,18 @@ def _achieved(report: CampaignReport) -> list[float]:
 
 @functools.lru_cache(maxsize=64)
 def _oracle(scenario: str, evaluation_json: str, seed: int) -> tuple[tuple[float, ...], float | None]:
-    """The oracle's achieved goal metric per iteration and its cost to goal (cached per process)."""
+    """The yardstick oracle's achieved goal metric per iteration and its cost to goal (cached per
+    process; ``evaluation.oracle`` names it)."""
     from agent import Campaign
     from policies import make_policy
     from simulators import Simulator, load_scenario
 
     sc = load_scenario(scenario)
-    spec, n = evaluation_spec(sc, EvaluationConfig.model_validate_json(evaluation_json))
+    ev = EvaluationConfig.model_validate_json(evaluation_json)
+    spec, n = evaluation_spec(sc, ev)
     sim = Simulator(sc, n_customers=n)
     report = Campaign(
-        spec, sim, make_policy("oracle", sim, seed=seed), seed=seed, scenario_name=sc.name
+        spec, sim, make_policy(ev.oracle, sim, seed=seed), seed=seed, scenario_name=sc.name
     ).run()
     return tuple(_achieved(report)), report.cost_to_goal
 

@@ -126,6 +126,8 @@ def test_search_spaces_parse() -> None:
         ({"evaluation": {"budget": -5}}, "evaluation.budget", "greater than 0"),
         ({"tracking": {"tracking_uri": "file:///tmp/mlruns"}}, "tracking.tracking_uri", "sqlite"),
         ({"tune": {"scheduler": "hyperband"}}, "tune.scheduler", "asha"),
+        ({"evaluation": {"oracle": "random"}}, "evaluation.oracle", "pattern"),
+        ({"evaluation": {"oracle": "oracle:speed=2"}}, "evaluation.oracle", "no hyperparameter 'speed'"),
     ],
 )
 def test_a_wrong_key_or_value_names_the_field(overrides: dict[str, Any], field: str, words: str) -> None:
