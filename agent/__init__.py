@@ -1,4 +1,16 @@
-"""The campaign loop: spec, budget ledger, stop rules and reports.
+"""The campaign agent: the loop that runs unchanged against the simulator and real channels.
+
+Public API:
+    * :class:`CampaignSpec`, :class:`Goal`, :class:`FrequencyCap`: what the owner asks for
+      (goal, budget, caps, holdout, allowed arms, attribution window), validated once.
+    * :class:`Campaign`: ``run()``/``step()``/``hold()``, ``pause``/``resume``/``cancel``/``modify``
+      (audited), ``dry_run()``, ``forecast()``, ``ingest_events()`` (idempotent, per-item
+      rejections), ``projected()`` (observed plus still-expected conversions), ``report()``.
+    * :class:`BudgetLedger`: reserve before sending, settle or release exactly once.
+    * :mod:`agent.channels`: :class:`SimulatedChannel` (default), :class:`WebhookChannel` (signed,
+      retried, idempotent), :class:`FileChannel` (JSONL/CSV), :class:`MirroredChannel`.
+    * :class:`CampaignReport`, :class:`IterationRecord`, :class:`DecisionLog`; :mod:`agent.export`
+      writes decisions and events to Parquet; :mod:`agent.plots` draws the report.
 
 Example:
     >>> from agent import BudgetLedger
@@ -6,11 +18,20 @@ Example:
     10.0
 """
 
+from agent.channels import (
+    Channel,
+    ChannelError,
+    FileChannel,
+    MirroredChannel,
+    SendBatch,
+    SimulatedChannel,
+    WebhookChannel,
+)
 from agent.control import Alert, AuditRecord, CampaignUpdate, EventIn, IngestResult
 from agent.ledger import BudgetLedger, InsufficientBudgetError, LedgerError
 from agent.loop import Campaign, CampaignError
 from agent.report import CampaignReport, DecisionLog, IterationRecord
-from agent.spec import CampaignSpec, Goal
+from agent.spec import CampaignSpec, FrequencyCap, Goal
 
 __all__ = [
     "Alert",
@@ -21,11 +42,19 @@ __all__ = [
     "CampaignReport",
     "CampaignSpec",
     "CampaignUpdate",
+    "Channel",
+    "ChannelError",
     "DecisionLog",
     "EventIn",
+    "FileChannel",
+    "FrequencyCap",
     "Goal",
     "IngestResult",
     "InsufficientBudgetError",
     "IterationRecord",
     "LedgerError",
+    "MirroredChannel",
+    "SendBatch",
+    "SimulatedChannel",
+    "WebhookChannel",
 ]

@@ -51,7 +51,7 @@ def _now() -> str:
 class AuditRecord:
     """One owner action: what, when, why, and what it changed."""
 
-    action: Literal["pause", "resume", "cancel", "modify"]
+    action: Literal["pause", "resume", "cancel", "modify", "channel_failed"]
     iteration: int
     """Iterations completed when the action was taken."""
     reason: str
@@ -61,9 +61,10 @@ class AuditRecord:
 
 @dataclass(frozen=True)
 class Alert:
-    """A budget fraction crossed (``kind="budget"``, ``value`` the fraction) or the goal reached."""
+    """A budget fraction crossed (``kind="budget"``, ``value`` the fraction), the goal reached, or
+    a batch the channel could not deliver (``kind="channel_failed"``: the campaign is paused)."""
 
-    kind: Literal["budget", "goal_reached"]
+    kind: Literal["budget", "goal_reached", "channel_failed"]
     iteration: int
     value: float
     message: str

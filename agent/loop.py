@@ -23,7 +23,9 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from agent.channels import Channel, ChannelError, SendBatch, SimulatedChannel
 from agent.control import Alert, AlertCallback, AuditRecord, CampaignUpdate, EventIn, IngestResult, Status
+from agent.feedback import DelayTriangle
 from agent.ledger import BudgetLedger, LedgerError
 from agent.report import CampaignReport, DecisionLog, IterationRecord
 from agent.spec import CampaignSpec
@@ -75,15 +77,17 @@ class CampaignError(ValueError):
 
 
 class Campaign:
-    """One campaign: a spec, a channel (simulator), a policy and a seed.
+    """One campaign: a spec, an audience (simulator), a policy, a channel and a seed.
 
     Args:
         spec: goal, budget and limits.
-        simulator: the customer world (or any channel following the protocol); it is reset
-            with a seed drawn from ``seed``.
+        simulator: the customer world: audience, features and reachability (and, through the
+            default channel, the responses); it is reset with a seed drawn from ``seed``.
         policy: decides arms; may learn in :meth:`Policy.update`.
         seed: root seed of the run; the same seed gives the same campaign, bit for bit.
         scenario_name: label for the report.
+        channel: where the decisions go (:mod:`agent.channels`); default: the simulator.
+        campaign_id: names the batches handed to the channel (default: ``scenario_name``).
     """
 
     def __init__(
@@ -93,8 +97,11 @@ class Campaign:
         policy: Policy,
         seed: int | None = None,
         scenario_name: str = "",
+        channel: Channel | None = None,
+        campaign_id: str = "",
     ) -> None:
         self.spec = spec
+        self.channel: Channel = channel if channel is not None else SimulatedChannel(simulator)
         self.sim = simulator
         self.policy = policy
         self.seed = seed
@@ -161,6 +168,11 @@ class Campaign:
         self._alert_callbacks: list[AlertCallback] = []
         self._alerted: set[float | str] = set()
         self.iterations = 0
+        self.t = 0  # the clock: iterations elapsed, holds and the drain included
+        self.campaign_id = campaign_id or self.scenario_name
+        self.triangle = DelayTriangle(self.window)
+        self._carry: list[EventBatch] = []  # events seen in holds, for the policy's next update
+        self._undelivered: list[SendBatch] = []
 
     # -- spec-derived masks --------------------------------------------------------------------
     def _allowed_mask(self, spec: CampaignSpec) -> NDArray[np.bool_]:
@@ -280,6 +292,8 @@ class Campaign:
             cost = events.offer_cost[conv][live]
             rev = events.revenue[conv][live]
             self._attributable[ids] = False
+            sent_at = self.log.iteration[ids]
+            self.triangle.add(sent_at, self.t - sent_at, rev)
             held = self.ledger.is_open(ids)
             if np.any(cost[~held] > 0):
                 raise CampaignError("an offer was redeemed on a decision with no open reservation")
@@ -342,7 +356,7 @@ class Campaign:
                 decision_id=ids,
                 customer=self.log.customer[ids],
                 kind=np.array([kinds[e.kind] for e in accepted], dtype=np.int8),
-                iteration=np.full(ids.shape, self.sim.iteration, np.int64),
+                iteration=np.full(ids.shape, self.t, np.int64),
                 revenue=np.array([e.revenue for e in accepted]),
                 offer_cost=np.array([e.offer_cost for e in accepted]),
             )
@@ -359,11 +373,11 @@ class Campaign:
 
     def _expire(self) -> None:
         """Close attribution and release the reservations whose window has closed."""
-        closed = self.log.iteration + self.window < self.sim.iteration
+        closed = self.log.iteration + self.window < self.t
         self._attributable[closed] = False
         open_ids = self.ledger.open_ids()
         if open_ids.size:
-            old = open_ids[self.log.iteration[open_ids] + self.window < self.sim.iteration]
+            old = open_ids[self.log.iteration[open_ids] + self.window < self.t]
             if old.size:
                 self._release(old)
 
@@ -416,7 +430,7 @@ class Campaign:
     def _plan(self) -> _Plan:
         """Choose this iteration's candidates and arms and apply every rule and cap (no money moves)."""
         spec, sim, arms = self.spec, self.sim, self.sim.arms
-        t = sim.iteration
+        t = self.t
         n_cand = min(spec.customers_per_iteration, sim.n_customers)
         customers = np.sort(self.rng.choice(sim.n_customers, size=n_cand, replace=False))
         worst = arms.worst_case_cost
@@ -436,7 +450,7 @@ class Campaign:
             iterations_left=spec.max_iterations - self.iterations,
             budget_available=self.ledger.available,
             goal_metric="revenue" if spec.goal.metric == "revenue" else "conversions",
-            goal_remaining=max(target - self.achieved, 0.0),
+            goal_remaining=max(target - self._counted(), 0.0),
             attribution_window=self.window,
         )
         dec = self.policy.act(ctx)
@@ -455,7 +469,13 @@ class Campaign:
             contact = contact[np.argsort(-np.asarray(dec.priority)[contact], kind="stable")]
         fits = self.ledger.affordable(worst[chosen[contact]]) & self._fits_channels(worst, chosen[contact])
         chosen[contact[~fits]] = NO_CONTACT
-        contact = np.sort(contact[fits])
+        contact = contact[fits]
+        # The last wave: no more contacts than the rest of the goal needs (with a margin).
+        needed = self._contacts_needed()
+        if needed < contact.size:
+            chosen[contact[needed:]] = NO_CONTACT
+            contact = contact[:needed]
+        contact = np.sort(contact)
         return _Plan(customers=customers, ctx=ctx, dec=dec, chosen=chosen, contact=contact)
 
     def dry_run(self) -> DryRun:
@@ -479,16 +499,18 @@ class Campaign:
         )
 
     def step(self) -> IterationRecord:
-        """Run one iteration; call :meth:`check_stop` first."""
-        sim, arms = self.sim, self.sim.arms
-        t = sim.iteration
+        """Run one iteration (decide, reserve, send, observe, learn); call :meth:`check_stop` first."""
+        arms = self.sim.arms
+        t = self.t
         spent_before = self.ledger.spent
         plan = self._plan()
         customers, ctx, dec, chosen, contact = plan.customers, plan.ctx, plan.dec, plan.chosen, plan.contact
         n_cand = customers.size
         worst = arms.worst_case_cost
         c, a = customers[contact], chosen[contact]
+        pscores = np.asarray(dec.pscores, dtype=np.float64)
         ids = self.ledger.reserve(worst[a])
+        # Charged before delivery: a send whose fate is unknown (a timeout) counts as spent.
         self.ledger.charge(ids, arms.send_cost[a])
         self.customer_cost[c] += worst[a]
         self.customer_contacts[c] += 1
@@ -498,56 +520,165 @@ class Campaign:
             iteration=np.full(ids.shape, t, np.int64),
             customer=c,
             arm=a,
-            pscore=np.asarray(dec.pscores, dtype=np.float64)[contact],
+            pscore=pscores[contact],
             reserved=worst[a],
         )
         self._attributable = np.concatenate([self._attributable, np.ones(ids.shape, bool)])
+        self.triangle.add_sends(t, int(ids.size))
         np.add.at(self.spend_by_channel, arms.channel[a], arms.send_cost[a])
         no_offer = ids[arms.max_offer_cost[a] == 0]
         if no_offer.size:
             self._release(no_offer)  # nothing more can be charged to them
-        events = sim.send(ids, c, a)
-        got = self._ingest(events)
-        later = sim.advance()
-        got_later = self._ingest(later)
-        self._expire()
-        self.iterations += 1
-        sent = Decisions(
-            arms=chosen, pscores=np.asarray(dec.pscores, dtype=np.float64), priority=dec.priority
+        events = (
+            self._deliver(SendBatch(self.campaign_id, t, ids, c, a, pscores[contact])) if ids.size else None
         )
+        got = self._ingest(events) if events is not None else self._ingest(EventBatch.empty())
+        later, got_later = self._tick()
+        sent = Decisions(arms=chosen, pscores=pscores, priority=dec.priority)
         decision_ids = np.full(n_cand, -1, dtype=np.int64)
         decision_ids[contact] = ids
-        self.policy.update(Feedback(ctx, sent, decision_ids, EventBatch.concat([events, later])))
+        seen = [*self._carry, *([events] if events is not None else []), later]
+        self._carry = []
+        self.policy.update(Feedback(ctx, sent, decision_ids, EventBatch.concat(seen)))
+        by_channel = np.bincount(arms.channel[a], minlength=self._n_channels)
+        return self._record(t, n_cand, by_channel, got, got_later, spent_before)
+
+    def hold(self) -> IterationRecord:
+        """Let one iteration pass without sending: the conversions still expected from recent
+        sends would reach the goal (see :meth:`projected`), so another wave could overshoot it."""
+        t, spent_before = self.t, self.ledger.spent
+        later, got_later = self._tick()
+        self._carry.append(later)
+        return self._record(t, 0, np.zeros(self._n_channels, np.int64), {}, got_later, spent_before)
+
+    def _tick(self) -> tuple[EventBatch, dict[str, float]]:
+        """Close the iteration: the channel's late events arrive, expired windows close."""
+        later = self.channel.advance()
+        self.t += 1
+        got = self._ingest(later)
+        self._expire()
+        self.iterations += 1
         if self.cost_to_goal is None and self.goal_reached:
             self.cost_to_goal = self.ledger.spent
-        by_channel = np.bincount(arms.channel[a], minlength=self._n_channels)
+        return later, got
+
+    def _record(
+        self,
+        t: int,
+        n_cand: int,
+        by_channel: NDArray[np.int64],
+        got: dict[str, float],
+        got_later: dict[str, float],
+        spent_before: float,
+    ) -> IterationRecord:
+        proj = self.projected()
         rec = IterationRecord(
             iteration=t,
             candidates=n_cand,
-            sends=int(a.size),
-            sends_by_channel={n: int(k) for n, k in zip(arms.channel_names, by_channel, strict=True)},
-            delivered=int(got.get("delivered", 0)),
-            opened=int(got.get("opened", 0)),
-            clicked=int(got.get("clicked", 0)),
-            conversions=int(got["conversions"] + got_later["conversions"]),
-            revenue=float(got["revenue"] + got_later["revenue"]),
-            unsubscribed=int(got.get("unsubscribed", 0)),
+            sends=int(by_channel.sum()),
+            sends_by_channel={
+                n: int(k) for n, k in zip(self.sim.arms.channel_names, by_channel, strict=True)
+            },
+            delivered=int(got.get("delivered", 0) + got_later.get("delivered", 0)),
+            opened=int(got.get("opened", 0) + got_later.get("opened", 0)),
+            clicked=int(got.get("clicked", 0) + got_later.get("clicked", 0)),
+            conversions=int(got.get("conversions", 0) + got_later.get("conversions", 0)),
+            revenue=float(got.get("revenue", 0.0) + got_later.get("revenue", 0.0)),
+            unsubscribed=int(got.get("unsubscribed", 0) + got_later.get("unsubscribed", 0)),
             spend=self.ledger.spent - spent_before,
             spend_total=self.ledger.spent,
             reserved=self.ledger.reserved,
             conversions_total=self.conversions,
             revenue_total=self.revenue,
             goal_progress=min(self.achieved / self.spec.goal.target, 1.0),
+            conversions_projected=proj["conversions_projected"],
+            revenue_projected=proj["revenue_projected"],
         )
         self.history.append(rec)
         return rec
 
+    # -- delivery ------------------------------------------------------------------------------
+    def _deliver(self, batch: SendBatch) -> EventBatch | None:
+        """Hand a batch to the channel; on failure keep it for a retry and pause the campaign."""
+        try:
+            return self.channel.deliver(batch)
+        except ChannelError as err:
+            self._undelivered.append(batch)
+            if self.status in ("ready", "running"):
+                self.status = "paused"
+            self.audit_log.append(
+                AuditRecord(action="channel_failed", iteration=self.iterations, reason=str(err))
+            )
+            self._raise(Alert("channel_failed", self.iterations, float(len(batch)), str(err)))
+            return None
+
+    def _redeliver(self) -> bool:
+        """Retry the batches a channel failed to take (same idempotency keys); ``True`` when all went."""
+        while self._undelivered:
+            batch = self._undelivered[0]
+            try:
+                events = self.channel.deliver(batch)
+            except ChannelError as err:
+                self.status = "paused"
+                self.audit_log.append(
+                    AuditRecord(action="channel_failed", iteration=self.iterations, reason=str(err))
+                )
+                return False
+            self._undelivered.pop(0)
+            self._ingest(events)
+            self._carry.append(events)
+        return True
+
+    # -- delayed feedback ----------------------------------------------------------------------
+    def projected(self) -> dict[str, float]:
+        """Observed conversions and revenue plus what recent sends are still expected to bring.
+
+        The pending part is the chain-ladder projection of :class:`agent.feedback.DelayTriangle`
+        over the cohorts whose attribution window is still open.
+        """
+        conv, rev = self.triangle.pending(self.t)
+        return {
+            "conversions_pending": conv,
+            "revenue_pending": rev,
+            "conversions_projected": self.conversions + conv,
+            "revenue_projected": self.revenue + rev,
+        }
+
+    def _counted(self) -> float:
+        """The goal metric as the stop rule and the policy see it: observed plus pending when
+        ``spec.stop_on_projected`` (for ``conversions`` and ``revenue``), else observed."""
+        metric = self.spec.goal.metric
+        if not self.spec.stop_on_projected or metric == "incremental_conversions":
+            return self.achieved
+        return self.projected()["conversions_projected" if metric == "conversions" else "revenue_projected"]
+
+    def _contacts_needed(self, margin: float = 1.25) -> int:
+        """Contacts enough to reach the rest of the goal at the yield observed so far (projected
+        conversions or revenue per send, over every cohort), times ``margin``; unbounded when
+        there is no yield to go by or the projection is off."""
+        metric = self.spec.goal.metric
+        sends = int(self.triangle.sends.sum())
+        if not self.spec.stop_on_projected or metric == "incremental_conversions" or sends == 0:
+            return np.iinfo(np.int64).max
+        per_send = self._counted() / sends
+        if per_send <= 0:
+            return np.iinfo(np.int64).max
+        remaining = max(self.spec.goal.target - self._counted(), 0.0)
+        return int(np.ceil(margin * remaining / per_send))
+
+    def _goal_in_flight(self) -> bool:
+        """The goal is not reached yet, but the projection says recent sends will reach it."""
+        return not self.goal_reached and self._counted() >= self.spec.goal.target
+
     def drain(self) -> None:
         """After the last send: let delayed conversions arrive and close every reservation."""
         for _ in range(self.window):
-            if self.ledger.open_ids().size == 0:
+            # Conversions still count while any window is open, offer reservations or not.
+            if self.ledger.open_ids().size == 0 and not self._attributable.any():
                 break
-            self._ingest(self.sim.advance())
+            later = self.channel.advance()
+            self.t += 1
+            self._ingest(later)
             self._expire()
             if self.cost_to_goal is None and self.goal_reached:
                 self.cost_to_goal = self.ledger.spent
@@ -558,14 +689,20 @@ class Campaign:
     def run(self, on_iteration: IterationCallback | None = None) -> CampaignReport:
         """Run iterations until a stop rule fires (then drain) or the campaign is paused or
         cancelled (e.g. from ``on_iteration``), and report. A paused campaign continues with
-        :meth:`resume` and another :meth:`run`."""
+        :meth:`resume` and another :meth:`run`.
+
+        While the conversions still expected from recent sends would reach the goal, iterations
+        pass without sending (:meth:`hold`); sending resumes if they fall short.
+        """
         if self.status in ("completed", "cancelled"):
             raise CampaignError(f"the campaign is {self.status}; it cannot run again")
         if self.status == "paused":
             raise CampaignError("the campaign is paused; resume it first")
         self.status = "running"
+        if not self._redeliver():
+            return self.report()
         while self.status == "running" and (reason := self.check_stop()) is None:
-            rec = self.step()
+            rec = self.hold() if self._goal_in_flight() else self.step()
             self._check_alerts()
             if on_iteration is not None:
                 on_iteration(rec)
@@ -757,6 +894,8 @@ class Campaign:
             cost_per_conversion=spend / self.conversions if self.conversions else None,
             roi=(self.revenue * margin - spend) / spend if spend > 0 else None,
             goal_progress=min(self.achieved / self.spec.goal.target, 1.0),
+            **self.projected(),
+            channel=self.channel.name,
             max_contacts_per_customer=int(self.customer_contacts.max(initial=0)),
             max_cost_per_customer=float(self._customer_spend().max(initial=0.0)),
             history=list(self.history),

@@ -62,6 +62,9 @@ class IterationRecord:
     revenue_total: float
     goal_progress: float
     """Achieved / target, capped at 1."""
+    conversions_projected: float = 0.0
+    """Observed conversions plus those still expected from sends whose window is open."""
+    revenue_projected: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,13 @@ class CampaignReport:
     cost_per_conversion: float | None
     roi: float | None
     goal_progress: float
+    conversions_pending: float
+    """Conversions still expected from sends whose attribution window is open (0 once drained)."""
+    revenue_pending: float
+    conversions_projected: float
+    """Observed plus pending: what the stop rule counts (``spec.stop_on_projected``)."""
+    revenue_projected: float
+    channel: str
     max_contacts_per_customer: int
     max_cost_per_customer: float
     history: list[IterationRecord]

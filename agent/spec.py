@@ -71,6 +71,9 @@ class CampaignSpec(BaseModel):
     attribution_window: Annotated[int, Field(ge=0, le=1000)] | None = None
     """Iterations after a send during which its conversions count and its offer reservation is
     held; ``None``: the scenario's longest conversion delay."""
+    stop_on_projected: bool = True
+    """Hold (send nothing) while observed plus still-expected conversions (or revenue) reach the
+    goal, so a campaign does not pay for waves it does not need; ``False``: count observed only."""
 
     @model_validator(mode="after")
     def _incremental_goal_needs_holdout(self) -> CampaignSpec:

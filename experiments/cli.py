@@ -115,6 +115,10 @@ def _print_report(report: dict[str, Any]) -> None:
         ("opened", f"{report['opened']:,} ({report['open_rate']:.1%} of delivered)"),
         ("clicked", f"{report['clicked']:,} ({report['click_rate']:.1%} of opened)"),
         ("conversions", f"{report['conversions']:,} ({report['conversion_rate']:.2%} of sends)"),
+        (
+            "projected conversions",
+            f"{report['conversions_projected']:,.1f} ({report['conversions_pending']:,.1f} still expected)",
+        ),
         ("revenue", money(report["revenue"])),
         ("unsubscribed", f"{report['unsubscribed']:,}"),
         ("cost per conversion", money(report["cost_per_conversion"])),
@@ -191,6 +195,30 @@ def _parse_caps(
     return out
 
 
+def _make_channel(text: str, sim: Any) -> Any:
+    """Parse ``--channel``: ``simulated``, ``file:FOLDER[:csv]`` or ``webhook:URL``."""
+    import os
+
+    from agent.channels import FileChannel, MirroredChannel, SimulatedChannel, WebhookChannel
+
+    kind, _, arg = text.partition(":")
+    primary = SimulatedChannel(sim)
+    if kind == "simulated" and not arg:
+        return primary
+    if kind == "file" and arg:
+        folder, _, fmt = arg.rpartition(":") if arg.endswith((":csv", ":jsonl")) else (arg, "", "jsonl")
+        return MirroredChannel(primary, [FileChannel(folder, sim.arms, fmt=fmt)])  # type: ignore[arg-type]
+    if kind == "webhook" and arg:
+        secret = os.environ.get("CAMPAIGN_OPT_WEBHOOK_SECRET", "")
+        if not secret:
+            raise _fail("--channel webhook:URL needs the signing secret in $CAMPAIGN_OPT_WEBHOOK_SECRET")
+        try:
+            return MirroredChannel(primary, [WebhookChannel(arg, secret, sim.arms)])
+        except ValueError as err:
+            raise _fail(f"--channel: {err}") from None
+    raise _fail(f"--channel {text!r}: use simulated, file:FOLDER[:csv] or webhook:URL")
+
+
 @app.command()
 def simulate(
     scenario: Annotated[str, typer.Option(help="Built-in scenario name or path to a YAML file.")] = "retail",
@@ -250,6 +278,22 @@ def simulate(
         Path | None,
         typer.Option(help="Write decisions.parquet and events.parquet into this folder (off-policy data)."),
     ] = None,
+    channel: Annotated[
+        str,
+        typer.Option(
+            help="simulated, file:FOLDER[:csv] or webhook:URL. With file or webhook every batch "
+            "also goes to that sender while the simulator answers (a rehearsal of a real sender); "
+            "the webhook secret comes from $CAMPAIGN_OPT_WEBHOOK_SECRET."
+        ),
+    ] = "simulated",
+    projected_stop: Annotated[
+        bool,
+        typer.Option(
+            "--projected-stop/--observed-stop",
+            help="Count conversions still expected from recent sends toward the goal (default), "
+            "or only those observed.",
+        ),
+    ] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Run one campaign to its stop and print the report."""
@@ -290,7 +334,10 @@ def simulate(
             pol = resolve_policy(policy, sim, seed=seed)
         else:
             pol = make_policy(policy, sim, seed=seed)
-        campaign = Campaign(spec, sim, pol, seed=seed, scenario_name=sc.name)
+        spec = spec.model_copy(update={"stop_on_projected": projected_stop})
+        campaign = Campaign(
+            spec, sim, pol, seed=seed, scenario_name=sc.name, channel=_make_channel(channel, sim)
+        )
     except (ScenarioError, UnknownPolicyError, CampaignError) as err:
         raise _fail(str(err)) from None
     except ValidationError as err:

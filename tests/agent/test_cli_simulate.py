@@ -70,3 +70,24 @@ def test_dry_run_and_forecast_send_nothing() -> None:
     assert res.exit_code == 0, res.output
     fc = json.loads(res.stdout)
     assert fc["runs"] == 2 and 0 <= fc["p_goal_within_budget"] <= 1
+
+
+def test_channel_file_writes_every_decision(tmp_path: Path) -> None:
+    res = runner.invoke(app, ["simulate", "--policy", "random", "--channel", f"file:{tmp_path}:csv", *SMALL])
+    assert res.exit_code == 0, res.output
+    rep = json.loads(res.stdout)
+    assert rep["channel"] == "simulated+file"
+    rows = sum(len(f.read_text().splitlines()) - 1 for f in tmp_path.glob("*.csv"))
+    assert rows == rep["sends"] > 0
+    assert "conversions_projected" in rep and rep["conversions_pending"] == 0
+
+
+def test_channel_errors_are_clear() -> None:
+    res = runner.invoke(app, ["simulate", "--channel", "carrier-pigeon", *SMALL])
+    assert res.exit_code == 2 and "use simulated, file:FOLDER" in res.output
+    res = runner.invoke(
+        app,
+        ["simulate", "--channel", "webhook:http://127.0.0.1:9/x", *SMALL],
+        env={"CAMPAIGN_OPT_WEBHOOK_SECRET": ""},
+    )
+    assert res.exit_code == 2 and "CAMPAIGN_OPT_WEBHOOK_SECRET" in res.output
