@@ -51,7 +51,7 @@ def _now() -> str:
 class AuditRecord:
     """One owner action: what, when, why, and what it changed."""
 
-    action: Literal["pause", "resume", "cancel", "modify", "channel_failed"]
+    action: Literal["start", "pause", "resume", "cancel", "modify", "channel_failed"]
     iteration: int
     """Iterations completed when the action was taken."""
     reason: str

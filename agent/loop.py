@@ -427,21 +427,17 @@ class Campaign:
         return fits
 
     # -- one iteration -------------------------------------------------------------------------
-    def _plan(self) -> _Plan:
-        """Choose this iteration's candidates and arms and apply every rule and cap (no money moves)."""
+    def _context(self, customers: NDArray[np.int64]) -> DecisionContext:
+        """The policy's view of ``(n,)`` candidates, with every rule and cap in the arm mask."""
         spec, sim, arms = self.spec, self.sim, self.sim.arms
-        t = self.t
-        n_cand = min(spec.customers_per_iteration, sim.n_customers)
-        customers = np.sort(self.rng.choice(sim.n_customers, size=n_cand, replace=False))
         worst = arms.worst_case_cost
         mask = sim.arm_mask(customers) & self.allowed[None, :]
         if spec.max_cost_per_customer is not None:
             room = spec.max_cost_per_customer - self.customer_cost[customers]
             mask &= worst[None, :] <= room[:, None] + 1e-12
-        mask[self._capped(customers, t), 1:] = False
+        mask[self._capped(customers, self.t), 1:] = False
         mask[:, NO_CONTACT] = True
-        target = spec.goal.target
-        ctx = DecisionContext(
+        return DecisionContext(
             customers=customers,
             features=sim.features(customers),
             mask=mask,
@@ -450,19 +446,52 @@ class Campaign:
             iterations_left=spec.max_iterations - self.iterations,
             budget_available=self.ledger.available,
             goal_metric="revenue" if spec.goal.metric == "revenue" else "conversions",
-            goal_remaining=max(target - self._counted(), 0.0),
+            goal_remaining=max(spec.goal.target - self._counted(), 0.0),
             attribution_window=self.window,
         )
+
+    def _act(self, ctx: DecisionContext) -> tuple[Decisions, NDArray[np.int64]]:
+        """The policy's decisions and the arms the loop allows (invalid or masked: no contact)."""
         dec = self.policy.act(ctx)
         chosen = np.asarray(dec.arms, dtype=np.int64)
-        if chosen.shape != customers.shape:
+        if chosen.shape != ctx.customers.shape:
             raise CampaignError(
-                f"policy {self.policy.name} returned {chosen.shape} arms for {customers.shape} customers"
+                f"policy {self.policy.name} returned {chosen.shape} arms for {ctx.customers.shape} customers"
             )
         # The loop enforces reachability, allowed arms and caps whatever the policy asked for.
-        valid = (chosen >= 0) & (chosen < len(arms))
+        valid = (chosen >= 0) & (chosen < len(self.sim.arms))
         chosen = np.where(valid, chosen, NO_CONTACT)
-        chosen = np.where(mask[np.arange(n_cand), chosen], chosen, NO_CONTACT)
+        chosen = np.where(ctx.mask[np.arange(chosen.size), chosen], chosen, NO_CONTACT)
+        return dec, chosen
+
+    def decide(self, customers: NDArray[np.int64]) -> tuple[NDArray[np.int64], FloatArray]:
+        """Real-time decisions outside the iteration loop (the API's ``/decide``).
+
+        Args:
+            customers: ``(n,)`` customer indices.
+
+        Returns:
+            ``(n,)`` arms after every rule and cap (no contact where none applies) and their
+            pscores. Nothing is reserved or logged here: the caller reserves each arm's worst
+            case before acting on it. The policy's random stream advances.
+
+        Raises:
+            CampaignError: an unknown customer.
+        """
+        customers = np.asarray(customers, dtype=np.int64)
+        if customers.size and (customers.min() < 0 or customers.max() >= self.sim.n_customers):
+            raise CampaignError(f"customer ids are 0..{self.sim.n_customers - 1}")
+        dec, chosen = self._act(self._context(customers))
+        return chosen, np.asarray(dec.pscores, dtype=np.float64)
+
+    def _plan(self) -> _Plan:
+        """Choose this iteration's candidates and arms and apply every rule and cap (no money moves)."""
+        spec, sim, arms = self.spec, self.sim, self.sim.arms
+        n_cand = min(spec.customers_per_iteration, sim.n_customers)
+        customers = np.sort(self.rng.choice(sim.n_customers, size=n_cand, replace=False))
+        worst = arms.worst_case_cost
+        ctx = self._context(customers)
+        dec, chosen = self._act(ctx)
         # Budget: keep contacts in priority order while their worst case fits.
         contact = np.flatnonzero(chosen != NO_CONTACT)
         if dec.priority is not None and contact.size:
@@ -701,16 +730,37 @@ class Campaign:
         self.status = "running"
         if not self._redeliver():
             return self.report()
-        while self.status == "running" and (reason := self.check_stop()) is None:
-            rec = self.hold() if self._goal_in_flight() else self.step()
-            self._check_alerts()
+        while self.status == "running" and (rec := self.tick()) is not None:
             if on_iteration is not None:
                 on_iteration(rec)
-        if self.status == "running":
+        return self.report()
+
+    def tick(self) -> IterationRecord | None:
+        """One unit of :meth:`run` for a running campaign: an iteration (sent or held), or
+        ``None`` when a stop rule fired (the campaign is then drained and completed).
+
+        Raises:
+            CampaignError: the campaign is not running.
+        """
+        if self.status != "running":
+            raise CampaignError(f"the campaign is {self.status}, not running")
+        reason = self.check_stop()
+        if reason is not None:
             self.stop_reason = reason
             self.status = "completed"
             self.drain()
-        return self.report()
+            return None
+        rec = self.hold() if self._goal_in_flight() else self.step()
+        self._check_alerts()
+        return rec
+
+    def start(self, reason: str = "started") -> None:
+        """Launch a ready campaign (then :meth:`tick` or :meth:`run`).
+
+        Raises:
+            CampaignError: the campaign is not ready.
+        """
+        self._transition("start", ("ready",), "running", reason)
 
     # -- forecast ------------------------------------------------------------------------------
     def forecast(self, runs: int = 10) -> Forecast:

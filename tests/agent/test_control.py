@@ -120,3 +120,34 @@ def test_budget_alerts_and_goal_alert_fire_once_each() -> None:
     assert [k for k, _ in kinds].count("goal_reached") == (1 if rep.goal_reached else 0)
     assert len(set(kinds)) == len(kinds)
     assert rep.alerts == camp.alerts and all("time" in asdict(a) for a in rep.alerts)
+
+
+def test_start_tick_and_realtime_decide() -> None:
+    import numpy as np
+
+    from agent import Campaign, CampaignError, CampaignSpec, Goal
+    from policies import make_policy
+    from simulators import Simulator, load_scenario
+
+    sim = Simulator(load_scenario("retail"), n_customers=2000)
+    spec = CampaignSpec(
+        goal=Goal(target=10_000),
+        budget=50,
+        max_iterations=2,
+        customers_per_iteration=500,
+        suppression=frozenset(range(100)),
+        holdout=0.1,
+    )
+    camp = Campaign(spec, sim, make_policy("random", sim, seed=0), seed=0)
+    with pytest.raises(CampaignError, match="not running"):
+        camp.tick()
+    camp.start("owner launched it")
+    assert camp.audit_log[-1].action == "start"
+    arms, pscores = camp.decide(np.arange(2000))
+    assert arms.shape == pscores.shape == (2000,)
+    assert (arms[:100] == 0).all() and (arms[camp.holdout] == 0).all()  # suppressed and held out
+    assert (arms != 0).any()
+    with pytest.raises(CampaignError, match="customer ids"):
+        camp.decide(np.array([5000]))
+    assert camp.tick() is not None and camp.tick() is not None
+    assert camp.tick() is None and camp.status == "completed" and camp.stop_reason == "max_iterations"
