@@ -355,15 +355,34 @@ def effective_cost(cost_to_goal: float | None, spend: float, progress: float, bu
     return max(budget, spend / max(progress, 0.01))
 
 
-def run_trial(spec: TrialSpec) -> TrialResult:
-    """Train, then evaluate one trial (single-threaded BLAS and torch: deterministic)."""
+OracleRuns = dict[int, tuple[tuple[float, ...], float | None]]
+"""Per campaign seed: the yardstick oracle's achieved goal metric per iteration, its cost to goal."""
+
+
+def oracle_runs(scenario: str, evaluation_json: str, seeds: Sequence[int]) -> OracleRuns:
+    """The yardstick oracle's campaigns for these seeds (what :func:`run_trial` compares with)."""
     from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
     with threadpool_limits(limits=1):
-        return _run_trial(spec)
+        return {s: _oracle(scenario, evaluation_json, s) for s in seeds}
 
 
-def _run_trial(spec: TrialSpec) -> TrialResult:
+def run_trial(spec: TrialSpec, oracles: OracleRuns | None = None) -> TrialResult:
+    """Train, then evaluate one trial (single-threaded BLAS and torch: deterministic).
+
+    Args:
+        spec: the trial.
+        oracles: the oracle campaigns of its campaign seeds, if already run (see
+            :func:`oracle_runs`; the Ray path runs each once, as its own task); otherwise they
+            are run here (and cached per process).
+    """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        return _run_trial(spec, oracles or {})
+
+
+def _run_trial(spec: TrialSpec, oracles: OracleRuns) -> TrialResult:
     from agent import Campaign
     from policies import load_policy
     from simulators import Simulator, load_scenario
@@ -388,7 +407,7 @@ def _run_trial(spec: TrialSpec) -> TrialResult:
             rep = camp.run()
             if j == 0:
                 sample = _decision_rows(camp, DECISION_SAMPLE)
-            oracle_curve, oracle_cost = _oracle(spec.scenario, ev_json, cseed)
+            oracle_curve, oracle_cost = oracles.get(cseed) or _oracle(spec.scenario, ev_json, cseed)
             achieved = _achieved(rep)
             length = max(len(achieved), len(oracle_curve))
             ours, theirs = _pad(achieved, length), _pad(list(oracle_curve), length)
@@ -539,11 +558,28 @@ def run_trials(
         return _ray_map(specs, on_result)
 
 
+def warm_worker(spec: TrialSpec) -> int:
+    """Run a (small) trial and return the process id: starts and warms a Ray worker (benchmarks)."""
+    run_trial(spec)
+    return os.getpid()
+
+
 def _ray_map(specs: Sequence[TrialSpec], on_result: ResultCallback | None) -> list[TrialResult]:
     import ray
 
-    task = ray.remote(num_cpus=1, max_retries=0)(run_trial)
-    refs = [task.remote(s) for s in specs]
+    # The oracle campaigns are shared by every trial of a scenario, protocol and seeds: run each
+    # once, as its own task, and hand the result to the trials (Ray resolves the reference).
+    oracle_task = ray.remote(num_cpus=1, max_retries=0)(oracle_runs)
+    oracle_refs: dict[tuple[str, str, tuple[int, ...]], Any] = {}
+    for s in specs:
+        key = (s.scenario, s.evaluation.model_dump_json(), tuple(s.campaign_seeds))
+        if key not in oracle_refs:
+            oracle_refs[key] = oracle_task.remote(*key)
+    task: Any = ray.remote(num_cpus=1, max_retries=0)(run_trial)
+    refs = [
+        task.remote(s, oracle_refs[(s.scenario, s.evaluation.model_dump_json(), tuple(s.campaign_seeds))])
+        for s in specs
+    ]
     index = {ref: i for i, ref in enumerate(refs)}
     results: list[TrialResult | None] = [None] * len(refs)
     pending = list(refs)
