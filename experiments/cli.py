@@ -558,6 +558,52 @@ def benchmark(
         console.print(f"wrote {paths['json']}, {paths['markdown']} and {paths['plot']}")
 
 
+keys_app = typer.Typer(help="API keys of campaign owners.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("create")
+def keys_create(
+    owner: Annotated[str, typer.Option(help="The owner's name (created when new).")],
+) -> None:
+    """Create an API key for an owner and print it once (only its hash is stored)."""
+    from serving.service import Service, ServiceError
+    from serving.settings import settings_from_env
+
+    svc = Service(settings_from_env())
+    svc.migrate()
+    try:
+        key = svc.create_key(owner)
+    except ServiceError as err:
+        raise _fail(err.message) from None
+    sys.stdout.write(key + "\n")
+    console.print(f"key for owner {owner!r}: store it now, it is not shown again", style="dim")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to bind (loopback by default).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.", min=1, max=65535)] = 8000,
+    worker: Annotated[
+        bool, typer.Option("--worker/--no-worker", help="Run the live runner in this process.")
+    ] = True,
+) -> None:
+    """Serve the campaign owners' API (docs at /docs) and run live campaigns.
+
+    The database is ``$DATABASE_URL`` (default: an SQLite file under ``$DATA_DIR``, ``data/``).
+    """
+    import dataclasses
+
+    import uvicorn
+
+    from serving.app import create_app
+    from serving.settings import settings_from_env
+
+    settings = dataclasses.replace(settings_from_env(), run_worker=worker)
+    console.print(f"serving on http://{host}:{port} (docs at /docs), database {settings.database_url}")
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

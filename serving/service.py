@@ -1,0 +1,1006 @@
+"""The serving logic between the routes and the agent: campaigns in the database, the money
+ledger, real-time decisions, events and the live runner's iterations.
+
+The campaign itself is an :class:`agent.Campaign`, kept as a compressed pickle snapshot in its
+row. Whoever changes the snapshot (the runner's iteration, an owner's pause or modify) first
+takes the row's lease with a conditional UPDATE, and writes back with another that also checks
+the version it read: a crashed or slow holder can never overwrite a newer state. Money is
+checked in SQL: every UPDATE that adds spend or reservations carries
+``spent + reserved + decide_spent + decide_held + new <= budget`` in its WHERE clause, so
+parallel ``/decide`` calls and runner commits, in any number of processes sharing one database,
+never commit more than the budget.
+
+Crash safety: an iteration is computed in memory from the snapshot and committed in one
+transaction (decisions, iteration record, ledger rows, events applied, alerts, snapshot). A
+process killed before the commit leaves the previous snapshot; the next holder recomputes the
+same iteration from it (the campaign is deterministic from its snapshot), so no decision is
+committed twice (a unique constraint on ``(campaign_id, decision_id)`` enforces it) and a
+webhook receiver sees the same idempotency keys again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import secrets
+import socket
+import threading
+import time
+import uuid
+import zlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+from sqlalchemy import Engine, func, insert, or_, select, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session
+
+from agent import Campaign, CampaignError, CampaignSpec
+from agent import CampaignUpdate as AgentUpdate
+from agent.channels import Channel, FileChannel, SimulatedChannel, WebhookChannel
+from agent.control import EventIn
+from serving.db import make_engine, migrate
+from serving.models import (
+    AlertRow,
+    ApiKey,
+    AuditRow,
+    CampaignRow,
+    DecisionRow,
+    EventRow,
+    IterationRow,
+    LedgerRow,
+    Owner,
+    utcnow,
+)
+from serving.schemas import CampaignCreate, CampaignUpdate, ChannelConfig, DecideOut, EventsResult
+from serving.settings import Settings
+
+DECIDE_ID_BASE = 10**12
+"""Real-time (``/decide``) decision ids start here; runner decisions count up from 0."""
+MICRO = 1_000_000
+T = TypeVar("T")
+
+
+def micros(dollars: float) -> int:
+    """Dollars to integer micro-dollars, rounded up (a reservation never under-holds)."""
+    return int(np.ceil(round(dollars * MICRO, 3)))
+
+
+def dollars(m: int) -> float:
+    return m / MICRO
+
+
+class ServiceError(Exception):
+    """A request the service refuses; ``status`` is the HTTP code, ``field`` the offending field."""
+
+    status = 400
+
+    def __init__(self, message: str, field: list[str | int] | None = None) -> None:
+        super().__init__(message)
+        self.message, self.field = message, field
+
+
+class NotFoundError(ServiceError):
+    status = 404
+
+
+class ConflictError(ServiceError):
+    status = 409
+
+
+class InvalidError(ServiceError):
+    status = 422
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def _orm(conn: Connection) -> Session:
+    """An ORM session on a connection (reads of whole rows as model objects)."""
+    return Session(bind=conn)
+
+
+def _dump(camp: Campaign) -> bytes:
+    return zlib.compress(pickle.dumps(camp, protocol=5), 1)
+
+
+def _load(blob: bytes) -> Campaign:
+    # Snapshots are written only by this service into its own database: trusted input.
+    camp: Campaign = pickle.loads(zlib.decompress(blob))
+    return camp
+
+
+class Service:
+    """Everything the API and the runner do, on one database.
+
+    Args:
+        settings: where the database and data folder are, lease and poll times.
+        engine: an engine to use instead of one made from ``settings.database_url`` (tests).
+    """
+
+    def __init__(self, settings: Settings, engine: Engine | None = None) -> None:
+        self.settings = settings
+        self.engine = engine if engine is not None else make_engine(settings.database_url)
+        self.worker_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self._decide_cache: dict[int, tuple[int, Campaign, threading.Lock]] = {}
+        self._cache_lock = threading.Lock()
+        self.counters: dict[str, float] = {
+            "decisions_total": 0,
+            "decide_requests_total": 0,
+            "decide_budget_refusals_total": 0,
+            "events_accepted_total": 0,
+            "events_rejected_total": 0,
+            "iterations_total": 0,
+            "commit_conflicts_total": 0,
+        }
+
+    def migrate(self) -> None:
+        """Create or upgrade the schema (safe to call from every process on start)."""
+        migrate(self.engine)
+
+    # -- keys and owners -----------------------------------------------------------------------
+    def create_key(self, owner: str) -> str:
+        """A new API key for ``owner`` (created when new); only its hash is stored."""
+        owner = owner.strip()
+        if not owner or len(owner) > 200:
+            raise InvalidError("owner name must be 1 to 200 characters", ["owner"])
+        key = "co_" + secrets.token_urlsafe(32)
+        with self.engine.begin() as conn:
+            oid = conn.execute(select(Owner.id).where(Owner.name == owner)).scalar()
+            if oid is None:
+                oid = conn.execute(
+                    insert(Owner).values(name=owner, created_at=utcnow()).returning(Owner.id)
+                ).scalar_one()
+            conn.execute(
+                insert(ApiKey).values(
+                    owner_id=oid, key_hash=hash_key(key), prefix=key[:10], created_at=utcnow()
+                )
+            )
+        return key
+
+    def authenticate(self, key: str) -> int | None:
+        """The owner id of an API key, or ``None``."""
+        with self.engine.connect() as conn:
+            return conn.execute(select(ApiKey.owner_id).where(ApiKey.key_hash == hash_key(key))).scalar()
+
+    # -- creating a campaign -------------------------------------------------------------------
+    def _build(self, body: CampaignCreate, campaign_id: int) -> Campaign:
+        """The agent campaign for a request; :class:`InvalidError` names the field on any mistake."""
+        from policies import UnknownPolicyError, load_policy, make_policy
+        from simulators import ScenarioError, Simulator, builtin_scenarios, load_scenario
+
+        if body.scenario not in builtin_scenarios():
+            raise InvalidError(
+                f"unknown scenario {body.scenario!r}; built-in: {builtin_scenarios()}", ["scenario"]
+            )
+        try:
+            sc = load_scenario(body.scenario)
+        except ScenarioError as err:  # pragma: no cover - built-ins are validated in tests
+            raise InvalidError(str(err), ["scenario"]) from None
+        base = CampaignSpec.from_scenario(sc).model_dump()
+        fields = body.model_dump(
+            exclude_unset=True,
+            exclude={"name", "scenario", "policy", "seed", "n_customers", "channel"},
+        )
+        if "suppression" in fields:
+            fields["suppression"] = frozenset(fields["suppression"])
+        if "alert_fractions" in fields:
+            fields["alert_fractions"] = tuple(fields["alert_fractions"])
+        try:
+            spec = CampaignSpec.model_validate({**base, **fields})
+        except ValueError as err:
+            raise InvalidError(str(err), ["body"]) from None
+        sim = Simulator(sc, n_customers=body.n_customers) if body.n_customers else Simulator(sc)
+        try:
+            if body.policy.startswith("saved:"):
+                folder = self.settings.data_dir / "policies" / body.policy.removeprefix("saved:")
+                if not (folder / "policy.json").is_file():
+                    raise InvalidError(
+                        f"no saved policy {body.policy!r} (GET /policies lists them)", ["policy"]
+                    )
+                policy = load_policy(folder, sim)
+            elif body.policy.startswith("models:/"):
+                from serving.registry import resolve_policy
+
+                policy = resolve_policy(body.policy, sim, seed=body.seed)
+            else:
+                policy = make_policy(body.policy, sim, seed=body.seed)
+        except UnknownPolicyError as err:
+            raise InvalidError(str(err), ["policy"]) from None
+        channel = self._channel(body.channel, sim, campaign_id)
+        try:
+            return Campaign(
+                spec,
+                sim,
+                policy,
+                seed=body.seed,
+                scenario_name=sc.name,
+                channel=channel,
+                campaign_id=f"campaign-{campaign_id}",
+            )
+        except CampaignError as err:
+            raise InvalidError(str(err), ["body"]) from None
+
+    def _channel(self, cfg: ChannelConfig, sim: Any, campaign_id: int) -> Channel:
+        if cfg.type == "webhook":
+            assert cfg.url and cfg.secret  # checked by the schema
+            return WebhookChannel(cfg.url, cfg.secret, sim.arms)
+        if cfg.type == "file":
+            folder = self.settings.data_dir / "exports" / f"campaign-{campaign_id}"
+            return FileChannel(folder, sim.arms, fmt=cfg.format)
+        return SimulatedChannel(sim)
+
+    def create_campaign(self, owner_id: int, body: CampaignCreate) -> dict[str, Any]:
+        request = body.model_dump(mode="json")
+        request["channel"].pop("secret", None)
+        with self.engine.begin() as conn:
+            cid = conn.execute(
+                insert(CampaignRow)
+                .values(
+                    owner_id=owner_id,
+                    name=body.name,
+                    request_json=json.dumps(request),
+                    spec_json="{}",
+                    status="ready",
+                    budget_micros=0,
+                    snapshot=b"",
+                    created_at=utcnow(),
+                    updated_at=utcnow(),
+                )
+                .returning(CampaignRow.id)
+            ).scalar_one()
+            camp = self._build(body, cid)  # an InvalidError rolls the insert back
+            conn.execute(
+                update(CampaignRow)
+                .where(CampaignRow.id == cid)
+                .values(
+                    spec_json=camp.spec.model_dump_json(),
+                    budget_micros=micros(camp.spec.budget),
+                    snapshot=_dump(camp),
+                    report_json=json.dumps(camp.report().to_dict()),
+                )
+            )
+            self._audit(conn, cid, "create", f"created by owner {owner_id}", {"name": body.name})
+        return self.get(owner_id, cid)
+
+    # -- reading -------------------------------------------------------------------------------
+    def _public(self, r: CampaignRow) -> dict[str, Any]:
+        req = json.loads(r.request_json)
+        spec = json.loads(r.spec_json)
+        rep = json.loads(r.report_json)
+        spent = r.spent_micros + r.decide_spent_micros
+        held = r.reserved_micros + r.decide_held_micros
+        spec.pop("suppression", None)
+        return {
+            "id": r.id,
+            "name": r.name,
+            "status": r.status,
+            "stop_reason": r.stop_reason,
+            "scenario": req["scenario"],
+            "policy": req["policy"],
+            "goal": spec.get("goal", {"target": 1}),
+            "money": {
+                "budget": dollars(r.budget_micros),
+                "spent": dollars(spent),
+                "reserved": dollars(held),
+                "available": dollars(r.budget_micros - spent - held),
+            },
+            "iterations": r.iterations_done,
+            "goal_progress": rep.get("goal_progress", 0.0),
+            "conversions": rep.get("conversions", 0),
+            "created_at": r.created_at,
+            "updated_at": r.updated_at,
+            "spec": spec,
+            "channel": req["channel"]["type"],
+        }
+
+    def get(self, owner_id: int, cid: int) -> dict[str, Any]:
+        with self.engine.connect() as conn:
+            return self._public(self._orm(conn, owner_id, cid))
+
+    def _orm(self, conn: Connection, owner_id: int, cid: int) -> CampaignRow:
+        row = (
+            _orm(conn)
+            .scalars(select(CampaignRow).where(CampaignRow.id == cid, CampaignRow.owner_id == owner_id))
+            .one_or_none()
+        )
+        if row is None:
+            raise NotFoundError(f"no campaign {cid}")
+        return row
+
+    def list_campaigns(self, owner_id: int, status: str | None = None) -> list[dict[str, Any]]:
+        q = select(CampaignRow).where(CampaignRow.owner_id == owner_id).order_by(CampaignRow.id)
+        if status is not None:
+            q = q.where(CampaignRow.status == status)
+        with self.engine.connect() as conn:
+            return [self._public(r) for r in _orm(conn).scalars(q)]
+
+    def report(self, owner_id: int, cid: int) -> dict[str, Any]:
+        """The agent's report plus the database ledger (real-time decisions included)."""
+        with self.engine.connect() as conn:
+            r = self._orm(conn, owner_id, cid)
+            n_decide = conn.execute(
+                select(func.count()).where(DecisionRow.campaign_id == cid, DecisionRow.source == "decide")
+            ).scalar_one()
+        rep: dict[str, Any] = json.loads(r.report_json)
+        rep["campaign_id"] = cid
+        rep["money"] = self._public(r)["money"]
+        rep["realtime"] = {
+            "decisions": n_decide,
+            "spent": dollars(r.decide_spent_micros),
+            "held": dollars(r.decide_held_micros),
+        }
+        return rep
+
+    def iterations(self, owner_id: int, cid: int, offset: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            self._orm(conn, owner_id, cid)
+            rows = conn.execute(
+                select(IterationRow.record_json)
+                .where(IterationRow.campaign_id == cid)
+                .order_by(IterationRow.iteration)
+                .offset(offset)
+                .limit(limit)
+            ).scalars()
+            return [json.loads(x) for x in rows]
+
+    def plot(self, owner_id: int, cid: int) -> Path:
+        """The report plot as a PNG file (rendered once per campaign version)."""
+        from agent.plots import plot_report
+
+        with self.engine.connect() as conn:
+            r = self._orm(conn, owner_id, cid)
+        path = self.settings.data_dir / "plots" / f"campaign-{cid}-v{r.version}.png"
+        if not path.is_file():
+            plot_report(_load(r.snapshot).report(), path)
+        return path
+
+    def forecast(self, owner_id: int, cid: int, runs: int) -> dict[str, Any]:
+        with self.engine.connect() as conn:
+            r = self._orm(conn, owner_id, cid)
+        try:
+            return asdict(_load(r.snapshot).forecast(runs=runs))
+        except CampaignError as err:
+            raise ConflictError(str(err)) from None
+
+    # -- changing the snapshot under the lease -------------------------------------------------
+    def _claim(self, cid: int, holder: str, statuses: tuple[str, ...] | None = None) -> bool:
+        now = time.time()
+        cond = [
+            CampaignRow.id == cid,
+            or_(
+                CampaignRow.lease_owner.is_(None),
+                CampaignRow.lease_expires < now,
+                CampaignRow.lease_owner == holder,
+            ),
+        ]
+        if statuses is not None:
+            cond.append(CampaignRow.status.in_(statuses))
+        with self.engine.begin() as conn:
+            res = conn.execute(
+                update(CampaignRow)
+                .where(*cond)
+                .values(lease_owner=holder, lease_expires=now + self.settings.lease_seconds)
+            )
+            return res.rowcount == 1
+
+    def _release_lease(self, cid: int, holder: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(CampaignRow)
+                .where(CampaignRow.id == cid, CampaignRow.lease_owner == holder)
+                .values(lease_owner=None, lease_expires=0.0)
+            )
+
+    @contextmanager
+    def _leased(self, cid: int, wait: float) -> Iterator[str]:
+        holder = f"api-{uuid.uuid4().hex[:12]}"
+        deadline = time.monotonic() + wait
+        while not self._claim(cid, holder):
+            if time.monotonic() > deadline:
+                raise ConflictError(f"campaign {cid} is busy (an iteration is running); try again")
+            time.sleep(0.02)
+        try:
+            yield holder
+        finally:
+            self._release_lease(cid, holder)
+
+    def _mutate(self, owner_id: int, cid: int, action: str, reason: str, fn: Callable[[Campaign], T]) -> T:
+        """Apply ``fn`` to the campaign under the lease and write it back (all or nothing)."""
+        with self.engine.connect() as conn:
+            self._orm(conn, owner_id, cid)  # 404 before waiting for a lease
+        with self._leased(cid, wait=self.settings.lease_seconds + 5) as holder:
+            with self.engine.connect() as conn:
+                r = self._orm(conn, owner_id, cid)
+            camp = _load(r.snapshot)
+            n_audit = len(camp.audit_log)
+            try:
+                out = fn(camp)
+            except CampaignError as err:
+                raise ConflictError(str(err)) from None
+            with self.engine.begin() as conn:
+                self._commit_snapshot(
+                    conn, r, camp, holder, extra={"budget_micros": micros(camp.ledger.budget)}
+                )
+                for a in camp.audit_log[n_audit:]:
+                    self._audit(conn, cid, a.action, a.reason, a.changes)
+                if camp.status in ("completed", "cancelled"):
+                    self._release_decide_holds(conn, cid, None)
+        return out
+
+    def _commit_snapshot(
+        self,
+        conn: Connection,
+        r: CampaignRow,
+        camp: Campaign,
+        holder: str,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        """Write the campaign back if the row is still at the version read and the money fits."""
+        spent, reserved = micros(camp.ledger.spent), micros(camp.ledger.reserved)
+        budget = (extra or {}).get("budget_micros", CampaignRow.budget_micros)
+        res = conn.execute(
+            update(CampaignRow)
+            .where(
+                CampaignRow.id == r.id,
+                CampaignRow.version == r.version,
+                CampaignRow.lease_owner == holder,
+                spent + reserved + CampaignRow.decide_spent_micros + CampaignRow.decide_held_micros <= budget,
+            )
+            .values(
+                snapshot=_dump(camp),
+                version=r.version + 1,
+                spent_micros=spent,
+                reserved_micros=reserved,
+                status=camp.status,
+                stop_reason=camp.stop_reason,
+                iterations_done=camp.iterations,
+                decisions_done=len(camp.log),
+                spec_json=camp.spec.model_dump_json(),
+                report_json=json.dumps(camp.report().to_dict()),
+                updated_at=utcnow(),
+                **(extra or {}),
+            )
+        )
+        if res.rowcount != 1:
+            self.counters["commit_conflicts_total"] += 1
+            raise ConflictError(
+                "the campaign changed meanwhile, or the change would commit more than the budget "
+                "(real-time decisions hold part of it); nothing was changed"
+            )
+
+    def transition(self, owner_id: int, cid: int, action: str, reason: str) -> dict[str, Any]:
+        """start, pause, resume or cancel; a wrong transition is a :class:`ConflictError`."""
+        ops: dict[str, Callable[[Campaign], None]] = {
+            "start": lambda c: c.start(reason),
+            "pause": lambda c: c.pause(reason),
+            "resume": lambda c: c.resume(reason),
+            "cancel": lambda c: c.cancel(reason),
+        }
+        self._mutate(owner_id, cid, action, reason, ops[action])
+        return self.get(owner_id, cid)
+
+    def modify(self, owner_id: int, cid: int, body: CampaignUpdate) -> dict[str, Any]:
+        changes = body.model_dump(exclude_unset=True, exclude={"reason"})
+        if not changes:
+            raise InvalidError("nothing to change: give at least one field", ["body"])
+
+        def apply(camp: Campaign) -> None:
+            if camp.status in ("completed", "cancelled"):
+                raise ConflictError(f"cannot modify a campaign that is {camp.status}")
+            decide = self._decide_money(cid)
+            camp.ledger.set_external(dollars(decide))
+            try:
+                camp.modify(AgentUpdate.model_validate(changes), body.reason)
+            except CampaignError as err:
+                raise InvalidError(str(err), ["body"]) from None
+
+        self._mutate(owner_id, cid, "modify", body.reason, apply)
+        return self.get(owner_id, cid)
+
+    def _decide_money(self, cid: int) -> int:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(CampaignRow.decide_spent_micros, CampaignRow.decide_held_micros).where(
+                    CampaignRow.id == cid
+                )
+            ).one()
+        return int(row[0] + row[1])
+
+    def _audit(self, conn: Connection, cid: int, action: str, reason: str, changes: dict[str, Any]) -> None:
+        conn.execute(
+            insert(AuditRow).values(
+                campaign_id=cid,
+                action=action,
+                reason=reason,
+                changes_json=json.dumps(changes, default=str),
+                at=utcnow(),
+            )
+        )
+
+    def audit_log(self, owner_id: int, cid: int) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            self._orm(conn, owner_id, cid)
+            rows = _orm(conn).scalars(
+                select(AuditRow).where(AuditRow.campaign_id == cid).order_by(AuditRow.id)
+            )
+            return [
+                {"action": a.action, "reason": a.reason, "changes": json.loads(a.changes_json), "at": a.at}
+                for a in rows
+            ]
+
+    # -- real-time decisions -------------------------------------------------------------------
+    def _cached(
+        self, cid: int, version: int, blob_loader: Callable[[], bytes]
+    ) -> tuple[Campaign, threading.Lock]:
+        with self._cache_lock:
+            hit = self._decide_cache.get(cid)
+        if hit is not None and hit[0] == version:
+            return hit[1], hit[2]
+        camp = _load(blob_loader())
+        entry = (version, camp, threading.Lock())
+        with self._cache_lock:
+            self._decide_cache[cid] = entry
+        return camp, entry[2]
+
+    def decide(self, owner_id: int, cid: int, customer: int) -> DecideOut:
+        """One customer's decision now; its worst case is reserved in the database before it is
+        returned, or the call is refused (:class:`ConflictError`) when the budget cannot hold it."""
+        self.counters["decide_requests_total"] += 1
+        with self.engine.connect() as conn:
+            r = conn.execute(
+                select(CampaignRow.status, CampaignRow.version, CampaignRow.iterations_done).where(
+                    CampaignRow.id == cid, CampaignRow.owner_id == owner_id
+                )
+            ).first()
+        if r is None:
+            raise NotFoundError(f"no campaign {cid}")
+        if r.status != "running":
+            raise ConflictError(f"the campaign is {r.status}; /decide needs a running campaign")
+
+        def blob() -> bytes:
+            with self.engine.connect() as c:
+                return bytes(
+                    c.execute(select(CampaignRow.snapshot).where(CampaignRow.id == cid)).scalar_one()
+                )
+
+        camp, lock = self._cached(cid, r.version, blob)
+        arms = camp.sim.arms
+        if customer >= camp.sim.n_customers:
+            raise InvalidError(f"customer ids are 0..{camp.sim.n_customers - 1}", ["customer"])
+        with lock:
+            chosen, pscores = camp.decide(np.array([customer], dtype=np.int64))
+        arm, pscore = int(chosen[0]), float(pscores[0])
+        if arm == 0:
+            return DecideOut(
+                decision_id=None,
+                customer=customer,
+                arm=arms.names[0],
+                channel=None,
+                content=None,
+                offer=None,
+                pscore=pscore,
+                reserved=0.0,
+            )
+        send, worst = micros(float(arms.send_cost[arm])), micros(float(arms.worst_case_cost[arm]))
+        with self.engine.begin() as conn:
+            seq = conn.execute(
+                update(CampaignRow)
+                .where(
+                    CampaignRow.id == cid,
+                    CampaignRow.status == "running",
+                    CampaignRow.spent_micros
+                    + CampaignRow.reserved_micros
+                    + CampaignRow.decide_spent_micros
+                    + CampaignRow.decide_held_micros
+                    + worst
+                    <= CampaignRow.budget_micros,
+                )
+                .values(
+                    decide_spent_micros=CampaignRow.decide_spent_micros + send,
+                    decide_held_micros=CampaignRow.decide_held_micros + (worst - send),
+                    decisions_decided=CampaignRow.decisions_decided + 1,
+                )
+                .returning(CampaignRow.decisions_decided)
+            ).scalar()
+            if seq is None:
+                self.counters["decide_budget_refusals_total"] += 1
+                raise ConflictError("not enough budget left for this decision (or the campaign stopped)")
+            did = DECIDE_ID_BASE + int(seq)
+            conn.execute(
+                insert(DecisionRow).values(
+                    campaign_id=cid,
+                    decision_id=did,
+                    source="decide",
+                    iteration=r.iterations_done,
+                    customer=customer,
+                    arm=arms.names[arm],
+                    pscore=pscore,
+                    reserved_micros=worst,
+                    held_micros=worst - send,
+                    open=worst > send,
+                )
+            )
+            conn.execute(
+                insert(LedgerRow),
+                [
+                    {"campaign_id": cid, "kind": "reserve", "amount_micros": worst, "ref": f"decision:{did}"},
+                    {"campaign_id": cid, "kind": "charge", "amount_micros": send, "ref": f"decision:{did}"},
+                ],
+            )
+        self.counters["decisions_total"] += 1
+        return DecideOut(
+            decision_id=did,
+            customer=customer,
+            arm=arms.names[arm],
+            channel=arms.channel_names[arms.channel[arm]],
+            content=arms.content_names[arms.content[arm]],
+            offer=arms.offer_names[arms.offer[arm]],
+            pscore=pscore,
+            reserved=dollars(worst),
+        )
+
+    def _release_decide_holds(self, conn: Connection, cid: int, before_iteration: int | None) -> None:
+        """Release what real-time decisions still hold (all, or those made before an iteration)."""
+        cond = [DecisionRow.campaign_id == cid, DecisionRow.source == "decide", DecisionRow.open.is_(True)]
+        if before_iteration is not None:
+            cond.append(DecisionRow.iteration < before_iteration)
+        total = conn.execute(
+            select(func.coalesce(func.sum(DecisionRow.held_micros), 0)).where(*cond)
+        ).scalar_one()
+        if total:
+            conn.execute(update(DecisionRow).where(*cond).values(held_micros=0, open=False))
+            conn.execute(
+                update(CampaignRow)
+                .where(CampaignRow.id == cid)
+                .values(decide_held_micros=CampaignRow.decide_held_micros - int(total))
+            )
+            conn.execute(
+                insert(LedgerRow).values(
+                    campaign_id=cid, kind="release", amount_micros=int(total), ref="decide:expired"
+                )
+            )
+
+    # -- events --------------------------------------------------------------------------------
+    def ingest_events(self, owner_id: int, cid: int, events: list[EventIn]) -> EventsResult:
+        """Store a batch of events: duplicates (by event id) change nothing; unknown decisions are
+        rejected item by item; events of real-time decisions settle their reservation now, those
+        of runner decisions are applied by the runner at its next iteration."""
+        accepted: list[str] = []
+        duplicates: list[str] = []
+        rejected: dict[str, str] = {}
+        with self.engine.begin() as conn:
+            r = conn.execute(
+                select(CampaignRow.decisions_done, CampaignRow.status).where(
+                    CampaignRow.id == cid, CampaignRow.owner_id == owner_id
+                )
+            ).first()
+            if r is None:
+                raise NotFoundError(f"no campaign {cid}")
+            ids = list({e.event_id for e in events})
+            seen: set[str] = set()
+            for chunk in range(0, len(ids), 500):
+                seen.update(
+                    conn.execute(
+                        select(EventRow.event_id).where(
+                            EventRow.campaign_id == cid, EventRow.event_id.in_(ids[chunk : chunk + 500])
+                        )
+                    ).scalars()
+                )
+            decide_ids = sorted({e.decision_id for e in events if e.decision_id >= DECIDE_ID_BASE})
+            held: dict[int, tuple[int, int, bool]] = {}
+            for chunk in range(0, len(decide_ids), 500):
+                for did, h, res, is_open in conn.execute(
+                    select(
+                        DecisionRow.decision_id,
+                        DecisionRow.held_micros,
+                        DecisionRow.reserved_micros,
+                        DecisionRow.open,
+                    ).where(
+                        DecisionRow.campaign_id == cid,
+                        DecisionRow.decision_id.in_(decide_ids[chunk : chunk + 500]),
+                    )
+                ):
+                    held[int(did)] = (int(h), int(res), bool(is_open))
+            rows: list[dict[str, Any]] = []
+            charge = release = 0
+            settled: list[int] = []
+            for e in events:  # validation per item of one request, not a loop over customers
+                if e.event_id in seen:
+                    duplicates.append(e.event_id)
+                    continue
+                status = "pending"
+                if e.decision_id >= DECIDE_ID_BASE:
+                    info = held.get(e.decision_id)
+                    if info is None:
+                        rejected[e.event_id] = f"unknown decision {e.decision_id}"
+                        continue
+                    status = "applied"
+                    if e.kind == "converted":
+                        h, _, is_open = info
+                        cost = micros(e.offer_cost)
+                        if not is_open and cost > 0:
+                            rejected[e.event_id] = f"decision {e.decision_id} already settled or expired"
+                            continue
+                        if cost > h:
+                            rejected[e.event_id] = (
+                                f"offer cost ${e.offer_cost:,.2f} exceeds what decision {e.decision_id} holds"
+                            )
+                            continue
+                        charge += cost
+                        release += h - cost
+                        held[e.decision_id] = (0, info[1], False)
+                        if is_open:
+                            settled.append(e.decision_id)
+                elif e.decision_id >= r.decisions_done:
+                    rejected[e.event_id] = f"unknown decision {e.decision_id}"
+                    continue
+                seen.add(e.event_id)
+                accepted.append(e.event_id)
+                rows.append(
+                    {
+                        "campaign_id": cid,
+                        "event_id": e.event_id,
+                        "decision_id": e.decision_id,
+                        "kind": e.kind,
+                        "revenue": e.revenue,
+                        "offer_cost": e.offer_cost,
+                        "status": status,
+                        "created_at": utcnow(),
+                    }
+                )
+            if rows:
+                conn.execute(insert(EventRow), rows)
+            if settled:
+                conn.execute(
+                    update(DecisionRow)
+                    .where(DecisionRow.campaign_id == cid, DecisionRow.decision_id.in_(settled))
+                    .values(held_micros=0, open=False)
+                )
+                conn.execute(
+                    update(CampaignRow)
+                    .where(CampaignRow.id == cid)
+                    .values(
+                        decide_spent_micros=CampaignRow.decide_spent_micros + charge,
+                        decide_held_micros=CampaignRow.decide_held_micros - charge - release,
+                    )
+                )
+                conn.execute(
+                    insert(LedgerRow),
+                    [
+                        {
+                            "campaign_id": cid,
+                            "kind": "charge",
+                            "amount_micros": charge,
+                            "ref": "decide:events",
+                        },
+                        {
+                            "campaign_id": cid,
+                            "kind": "release",
+                            "amount_micros": release,
+                            "ref": "decide:events",
+                        },
+                    ],
+                )
+        self.counters["events_accepted_total"] += len(accepted)
+        self.counters["events_rejected_total"] += len(rejected)
+        return EventsResult(accepted=accepted, duplicates=duplicates, rejected=rejected)
+
+    # -- the live runner -----------------------------------------------------------------------
+    def due_campaigns(self) -> list[int]:
+        """Running campaigns no live worker holds, oldest lease first."""
+        now = time.time()
+        with self.engine.connect() as conn:
+            return list(
+                conn.execute(
+                    select(CampaignRow.id)
+                    .where(
+                        CampaignRow.status == "running",
+                        or_(
+                            CampaignRow.lease_owner.is_(None),
+                            CampaignRow.lease_expires < now,
+                            CampaignRow.lease_owner == self.worker_id,
+                        ),
+                    )
+                    .order_by(CampaignRow.updated_at)
+                ).scalars()
+            )
+
+    def run_iteration(self, cid: int) -> bool:
+        """One iteration (or the stop) of a running campaign, committed atomically.
+
+        Returns:
+            ``True`` when an iteration or the stop was committed, ``False`` when another worker
+            holds the campaign or the commit lost a race (nothing is changed then).
+        """
+        me = self.worker_id
+        if not self._claim(cid, me, statuses=("running",)):
+            return False
+        try:
+            with self.engine.connect() as conn:
+                r = _orm(conn).scalars(select(CampaignRow).where(CampaignRow.id == cid)).one()
+                pending = list(
+                    _orm(conn).scalars(
+                        select(EventRow)
+                        .where(EventRow.campaign_id == cid, EventRow.status == "pending")
+                        .order_by(EventRow.id)
+                    )
+                )
+            camp = _load(r.snapshot)
+            if camp.status != "running":  # the row says running; trust the snapshot's own state
+                return False
+            verdicts: dict[str, str | None] = {}
+            if pending:
+                got = camp.ingest_events(
+                    [
+                        EventIn(
+                            event_id=e.event_id,
+                            decision_id=e.decision_id,
+                            kind=e.kind,
+                            revenue=e.revenue,
+                            offer_cost=e.offer_cost,
+                        )
+                        for e in pending
+                    ]
+                )
+                verdicts = {**dict.fromkeys(got.accepted), **dict.fromkeys(got.duplicates), **got.rejected}
+            camp.ledger.set_external(dollars(r.decide_spent_micros + r.decide_held_micros))
+            n_log, n_alerts, n_audit = len(camp.log), len(camp.alerts), len(camp.audit_log)
+            spent0, reserved0 = micros(camp.ledger.spent), micros(camp.ledger.reserved)
+            rec = camp.tick()
+            log = camp.log
+            new = slice(n_log, len(log))
+            with self.engine.begin() as conn:
+                self._commit_snapshot(conn, r, camp, me)
+                if len(log) > n_log:
+                    names = np.asarray(camp.sim.arms.names, dtype=object)[log.arm[new]]
+                    conn.execute(
+                        insert(DecisionRow),
+                        [
+                            {
+                                "campaign_id": cid,
+                                "decision_id": d,
+                                "source": "runner",
+                                "iteration": i,
+                                "customer": c,
+                                "arm": a,
+                                "pscore": p,
+                                "reserved_micros": m,
+                                "held_micros": 0,
+                                "open": False,
+                            }
+                            for d, i, c, a, p, m in zip(
+                                log.decision_id[new].tolist(),
+                                log.iteration[new].tolist(),
+                                log.customer[new].tolist(),
+                                names.tolist(),
+                                log.pscore[new].tolist(),
+                                np.ceil(log.reserved[new] * MICRO).astype(np.int64).tolist(),
+                                strict=True,
+                            )
+                        ],
+                    )
+                if rec is not None:
+                    conn.execute(
+                        insert(IterationRow).values(
+                            campaign_id=cid,
+                            iteration=rec.iteration,
+                            record_json=json.dumps(asdict(rec)),
+                            created_at=utcnow(),
+                        )
+                    )
+                reserve = int(np.ceil(log.reserved[new] * MICRO).sum()) if len(log) > n_log else 0
+                charge = micros(camp.ledger.spent) - spent0
+                movements = [("reserve", reserve), ("charge", charge)]
+                movements.append(
+                    ("release", max(reserved0 + reserve - charge - micros(camp.ledger.reserved), 0))
+                )
+                rows = [
+                    {"campaign_id": cid, "kind": k, "amount_micros": v, "ref": f"iteration:{camp.iterations}"}
+                    for k, v in movements
+                    if v
+                ]
+                if rows:
+                    conn.execute(insert(LedgerRow), rows)
+                applied = [k for k, v in verdicts.items() if v is None]
+                if applied:
+                    conn.execute(
+                        update(EventRow)
+                        .where(EventRow.campaign_id == cid, EventRow.event_id.in_(applied))
+                        .values(status="applied")
+                    )
+                for k, v in verdicts.items():  # rejections are few: one UPDATE each, with the reason
+                    if v is not None:
+                        conn.execute(
+                            update(EventRow)
+                            .where(EventRow.campaign_id == cid, EventRow.event_id == k)
+                            .values(status="rejected", reason=v)
+                        )
+                for a in camp.alerts[n_alerts:]:
+                    conn.execute(
+                        insert(AlertRow).values(
+                            campaign_id=cid,
+                            kind=a.kind,
+                            iteration=a.iteration,
+                            value=a.value,
+                            message=a.message,
+                            at=utcnow(),
+                        )
+                    )
+                for rec_ in camp.audit_log[n_audit:]:
+                    self._audit(conn, cid, rec_.action, rec_.reason, rec_.changes)
+                # Real-time holds expire with the attribution window, like the runner's own.
+                self._release_decide_holds(
+                    conn, cid, None if camp.status != "running" else max(camp.iterations - camp.window, 0)
+                )
+        except ConflictError:
+            return False
+        finally:
+            # Released after every iteration, so owners' changes and other workers interleave.
+            self._release_lease(cid, me)
+        self.counters["iterations_total"] += 1
+        return True
+
+    def alerts(self, owner_id: int, cid: int) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            self._orm(conn, owner_id, cid)
+            rows = _orm(conn).scalars(
+                select(AlertRow).where(AlertRow.campaign_id == cid).order_by(AlertRow.id)
+            )
+            return [
+                {"kind": a.kind, "iteration": a.iteration, "value": a.value, "message": a.message, "at": a.at}
+                for a in rows
+            ]
+
+    def status_counts(self) -> dict[str, int]:
+        with self.engine.connect() as conn:
+            return {
+                s: int(n)
+                for s, n in conn.execute(
+                    select(CampaignRow.status, func.count()).group_by(CampaignRow.status)
+                )
+            }
+
+
+class Runner:
+    """The background worker: runs iterations of running campaigns until stopped."""
+
+    def __init__(self, service: Service) -> None:
+        self.service = service
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.errors: list[str] = []
+
+    def run_pending(self) -> int:
+        """One pass over the due campaigns (one iteration each); returns how many advanced."""
+        done = 0
+        for cid in self.service.due_campaigns():
+            if self._stop.is_set():
+                break
+            done += self.service.run_iteration(cid)
+        return done
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                if self.run_pending() == 0:
+                    self._stop.wait(self.service.settings.poll_seconds)
+            except Exception as err:
+                self.errors.append(f"{type(err).__name__}: {err}")
+                self._stop.wait(1.0)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="campaign-runner", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=60)
