@@ -10,7 +10,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export RAY_USAGE_STATS_ENABLED := 0
 export SB3_LOGDIR := $(or $(TMPDIR),/tmp)/campaign-opt-sb3
 
-.PHONY: install run test bench lint format clean
+.PHONY: install run serve test bench lint format clean
 
 install: $(STAMP)
 
@@ -21,10 +21,14 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev,peers]'
 	touch $(STAMP)
 
+# The main job: train the default policy if none is saved, serve the API on 127.0.0.1, run the
+# retail campaign over HTTP to its stop, print the report, stop the server.
 run: $(STAMP)
-	$(VENV)/bin/campaign-opt scenarios
-	$(VENV)/bin/campaign-opt simulate --scenario retail --policy oracle --plot runs/retail_oracle.png
-	$(VENV)/bin/campaign-opt simulate --scenario retail --policy random --plot runs/retail_random.png
+	$(VENV)/bin/campaign-opt demo
+
+# The API (docs at http://127.0.0.1:8000/docs) with its live runner, until Ctrl-C.
+serve: $(STAMP)
+	$(VENV)/bin/campaign-opt serve --host 127.0.0.1 --port 8000
 
 test: $(STAMP)
 	$(PY) -m pytest -n 2 -q

@@ -604,6 +604,22 @@ def serve(
     uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
 
 
+@app.command()
+def demo(
+    data_dir: Annotated[Path, typer.Option(help="Data folder (database, policies, plots).")] = Path("data"),
+    train_campaigns: Annotated[
+        int, typer.Option(help="Warm-start campaigns when the default policy is not saved yet.", min=1)
+    ] = 3,
+) -> None:
+    """The main job (`make run`): train if needed, serve, run the retail campaign over HTTP, report."""
+    from serving.demo import run_demo
+
+    try:
+        run_demo(data_dir, console, _print_report, train_campaigns=train_campaigns)
+    except RuntimeError as err:
+        raise _fail(str(err)) from None
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

@@ -1,0 +1,185 @@
+"""The main job (``make run``): the product end to end on embedded defaults.
+
+Trains the default policy when none is saved, starts the API server on 127.0.0.1, creates an
+owner key, creates the default ``retail`` campaign with its goal and budget over HTTP, starts
+it, shows goal and budget progress until it stops, prints the report, saves the plot, logs the
+campaign to the local MLflow store, and stops the server.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+DEFAULT_POLICY = "retail-default"
+
+
+def _cli(*args: str, env: dict[str, str]) -> str:
+    res = subprocess.run(
+        [sys.executable, "-m", "experiments.cli", *args], env=env, capture_output=True, text=True, check=False
+    )
+    if res.returncode != 0:
+        raise RuntimeError(f"campaign-opt {' '.join(args)} failed:\n{res.stderr[-3000:]}")
+    return res.stdout
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def run_demo(
+    data_dir: Path,
+    console: Console,
+    print_report: Callable[[dict[str, Any]], None],
+    train_campaigns: int = 3,
+    tracking_uri: str = "sqlite:///mlruns/mlflow.db",
+) -> dict[str, Any]:
+    """Run the main job; returns the final report (JSON dict)."""
+    from simulators import load_scenario
+
+    env = {
+        **os.environ,
+        "DATA_DIR": str(data_dir),
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "RAY_USAGE_STATS_ENABLED": "0",
+    }
+    policy_dir = data_dir / "policies" / DEFAULT_POLICY
+    if not (policy_dir / "policy.json").is_file():
+        console.print(
+            f"[bold]1/5[/] training the default policy (budgeted_ts, {train_campaigns} simulated campaigns)"
+        )
+        _cli(
+            "train", "--policy", "budgeted_ts", "--scenario", "retail", "--campaigns", str(train_campaigns),
+            "--out", str(policy_dir), env=env,
+        )  # fmt: skip
+    else:
+        console.print(f"[bold]1/5[/] default policy found in {policy_dir}")
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = data_dir / "server.log"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    console.print(f"[bold]2/5[/] starting the server on {url} (log: {log})")
+    key = _cli("keys", "create", "--owner", "make-run", env=env).strip().splitlines()[-1]
+    with log.open("ab") as fh:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "experiments.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+            env=env, stdout=fh, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        h = {"Authorization": f"Bearer {key}"}
+        with httpx.Client(base_url=url, headers=h, timeout=120) as http:
+            deadline = time.monotonic() + 90
+            while True:
+                try:
+                    if http.get("/healthz").status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"the server did not start; see {log}")
+                time.sleep(0.3)
+            sc = load_scenario("retail")
+            body = {
+                "name": "retail (make run)",
+                "scenario": "retail",
+                "policy": f"saved:{DEFAULT_POLICY}",
+                "goal": {"metric": sc.default_goal.metric, "target": sc.default_goal.target},
+                "budget": sc.default_goal.budget,
+            }
+            r = http.post("/campaigns", json=body)
+            r.raise_for_status()
+            camp = r.json()
+            cid = camp["id"]
+            console.print(
+                f"[bold]3/5[/] campaign {cid} created over HTTP: goal {camp['goal']['target']:,.0f} "
+                f"{camp['goal']['metric']}, budget ${camp['money']['budget']:,.0f}; starting it"
+            )
+            http.post(f"/campaigns/{cid}/start", json={"reason": "make run"}).raise_for_status()
+            with Progress(
+                TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[text]}"),
+                TimeElapsedColumn(), console=console,
+            ) as bar:  # fmt: skip
+                goal = bar.add_task("goal  ", total=1.0, text="")
+                money = bar.add_task("budget", total=camp["money"]["budget"], text="")
+                while True:
+                    c = http.get(f"/campaigns/{cid}").json()
+                    bar.update(goal, completed=c["goal_progress"], text=f"{c['conversions']:,} conversions")
+                    bar.update(
+                        money,
+                        completed=c["money"]["spent"],
+                        text=f"${c['money']['spent']:,.0f} spent, iteration {c['iterations']}",
+                    )
+                    if c["status"] not in ("ready", "running"):
+                        break
+                    time.sleep(0.5)
+            console.print(f"[bold]4/5[/] campaign {c['status']} ({c['stop_reason']})")
+            report: dict[str, Any] = http.get(f"/campaigns/{cid}/report").json()
+            print_report(report)
+            plot = Path("runs") / f"live-campaign-{cid}.png"
+            plot.parent.mkdir(parents=True, exist_ok=True)
+            plot.write_bytes(http.get(f"/campaigns/{cid}/report.png").content)
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    run_id = _log_to_mlflow(report, plot, tracking_uri)
+    db = env.get("DATABASE_URL", f"sqlite:///{data_dir / 'campaign-opt.db'}")
+    console.print(
+        f"[bold]5/5[/] done. plot: {plot}; database: {db}; MLflow run {run_id} in {tracking_uri} "
+        f"(mlflow ui --backend-store-uri {tracking_uri}); server stopped"
+    )
+    return report
+
+
+def _log_to_mlflow(report: dict[str, Any], plot: Path, tracking_uri: str) -> str:
+    """Log the live campaign as one MLflow run (params, final metrics, the plot)."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    import logging
+
+    import mlflow
+
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+
+    if tracking_uri.startswith("sqlite:///"):
+        Path(tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(os.environ.get("MLFLOW_TRACKING_URI", tracking_uri))
+    mlflow.set_experiment("live-campaigns")
+    with mlflow.start_run(run_name=f"campaign-{report['campaign_id']}") as run:
+        mlflow.log_params(
+            {
+                "scenario": report["scenario"],
+                "policy": report["policy"],
+                "goal_metric": report["goal_metric"],
+                "goal_target": report["goal_target"],
+                "budget": report["budget"],
+            }
+        )
+        metrics = {
+            k: report[k] for k in ("spend", "conversions", "revenue", "iterations", "sends", "goal_progress")
+        }
+        metrics["goal_reached"] = float(report["goal_reached"])
+        if report.get("cost_to_goal") is not None:
+            metrics["cost_to_goal"] = report["cost_to_goal"]
+        mlflow.log_metrics(metrics)
+        for rec in report.get("history", []):
+            mlflow.log_metrics(
+                {"spend_total": rec["spend_total"], "conversions_total": rec["conversions_total"]},
+                step=rec["iteration"],
+            )
+        mlflow.log_artifact(str(plot))
+        return str(run.info.run_id)
