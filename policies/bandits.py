@@ -453,6 +453,14 @@ class ThompsonPolicy(ContextFreePolicy):
             v = v * np.maximum(mean[None, :] + sd[None, :] * self.rng.standard_normal(v.shape), 0.0)
         return np.asarray(v, dtype=np.float64)
 
+    def update(self, feedback: Feedback) -> None:
+        super().update(feedback)
+        self.__dict__.pop("_wins_cache", None)  # a new posterior: new win counts
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        super()._restore(state)
+        self.__dict__.pop("_wins_cache", None)
+
     def act(self, ctx: DecisionContext) -> Decisions:
         self.prepare(ctx)
         allowed = contact_mask(ctx.mask)
@@ -462,12 +470,25 @@ class ThompsonPolicy(ContextFreePolicy):
         arms[none] = NO_CONTACT
         patterns, group = mask_groups(allowed)
         s = self.pscore_samples
-        wins = np.zeros(patterns.shape)
-        mc = self.sample(s, ctx.goal_metric)
-        for g, p in enumerate(patterns):
-            if p.any():
-                best = np.argmax(np.where(p[None, :], mc, -np.inf), axis=1)
-                wins[g] = np.bincount(best, minlength=p.shape[0])
+        # Win counts depend only on the posterior and the mask pattern: kept until the next
+        # update, so one-customer calls (the API's /decide) do not redo the Monte Carlo each time.
+        cache = self.__dict__.setdefault("_wins_cache", {})
+        key_metric = ctx.goal_metric
+        missing = [g for g, p in enumerate(patterns) if (key_metric, p.tobytes()) not in cache]
+        if missing:
+            mc = self.sample(s, ctx.goal_metric)
+            for g in missing:
+                p = patterns[g]
+                wins_g = np.zeros(p.shape[0])
+                if p.any():
+                    best = np.argmax(np.where(p[None, :], mc, -np.inf), axis=1)
+                    wins_g = np.bincount(best, minlength=p.shape[0]).astype(np.float64)
+                cache[(key_metric, p.tobytes())] = wins_g
+        wins = (
+            np.stack([cache[(key_metric, p.tobytes())] for p in patterns])
+            if len(patterns)
+            else np.zeros(patterns.shape)
+        )
         pscores = (wins[group, arms] + 1.0) / (s + 1.0)
         pscores[none] = 1.0
         return Decisions(arms=arms, pscores=pscores, priority=self._priority(ctx, arms))

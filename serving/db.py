@@ -23,6 +23,8 @@ def make_engine(url: str) -> Engine:
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA busy_timeout=30000")
+            # WAL + NORMAL: a commit survives a killed process (only an OS crash may lose the last one).
+            cur.execute("PRAGMA synchronous=NORMAL")
             cur.close()
 
         return engine

@@ -20,6 +20,8 @@ import httpx
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from serving.process import ServerProcess
+
 DEFAULT_POLICY = "retail-default"
 
 
@@ -30,14 +32,6 @@ def _cli(*args: str, env: dict[str, str]) -> str:
     if res.returncode != 0:
         raise RuntimeError(f"campaign-opt {' '.join(args)} failed:\n{res.stderr[-3000:]}")
     return res.stdout
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def run_demo(
@@ -67,30 +61,14 @@ def run_demo(
         )  # fmt: skip
     else:
         console.print(f"[bold]1/5[/] default policy found in {policy_dir}")
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = data_dir / "server.log"
     data_dir.mkdir(parents=True, exist_ok=True)
-    console.print(f"[bold]2/5[/] starting the server on {url} (log: {log})")
     key = _cli("keys", "create", "--owner", "make-run", env=env).strip().splitlines()[-1]
-    with log.open("ab") as fh:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "experiments.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=env, stdout=fh, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+    server = ServerProcess(data_dir, db_url=os.environ.get("DATABASE_URL"))
+    console.print(f"[bold]2/5[/] starting the server on {server.url} (log: {server.log})")
+    server.start()
     try:
         h = {"Authorization": f"Bearer {key}"}
-        with httpx.Client(base_url=url, headers=h, timeout=120) as http:
-            deadline = time.monotonic() + 90
-            while True:
-                try:
-                    if http.get("/healthz").status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"the server did not start; see {log}")
-                time.sleep(0.3)
+        with httpx.Client(base_url=server.url, headers=h, timeout=120) as http:
             sc = load_scenario("retail")
             body = {
                 "name": "retail (make run)",
@@ -132,11 +110,7 @@ def run_demo(
             plot.parent.mkdir(parents=True, exist_ok=True)
             plot.write_bytes(http.get(f"/campaigns/{cid}/report.png").content)
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        server.stop()
     run_id = _log_to_mlflow(report, plot, tracking_uri)
     db = env.get("DATABASE_URL", f"sqlite:///{data_dir / 'campaign-opt.db'}")
     console.print(

@@ -3,8 +3,6 @@ parallel clients against two servers sharing one PostgreSQL database."""
 
 from __future__ import annotations
 
-import os
-import signal
 import threading
 import time
 from pathlib import Path
@@ -15,9 +13,9 @@ import pytest
 from sqlalchemy import func, select
 
 from serving.models import CampaignRow, DecisionRow, IterationRow, LedgerRow
+from serving.process import ServerProcess
 from serving.service import Service
 from serving.settings import Settings
-from tests.serving.servers import start_server, stop
 
 
 def _service(db_url: str, data_dir: Path) -> Service:
@@ -40,7 +38,8 @@ def test_kill_9_mid_campaign_then_restart_completes_safely(tmp_path: Path) -> No
     db_url = f"sqlite:///{tmp_path / 'db.sqlite'}"
     svc = _service(db_url, tmp_path)
     h = {"X-API-Key": svc.create_key("alice")}
-    proc, url = start_server(db_url, tmp_path)
+    server = ServerProcess(tmp_path, db_url, lease_seconds=2.0).start()
+    url = server.url
     try:
         body = {
             "name": "crash",
@@ -56,19 +55,15 @@ def test_kill_9_mid_campaign_then_restart_completes_safely(tmp_path: Path) -> No
         cid = r.json()["id"]
         httpx.post(f"{url}/campaigns/{cid}/start", headers=h, timeout=30)
         _wait(url, h, cid, lambda c: c["iterations"] >= 2)
-        os.kill(proc.pid, signal.SIGKILL)  # mid-campaign, possibly mid-iteration
-        proc.wait()
+        server.kill()  # kill -9 mid-campaign, possibly mid-iteration
     finally:
-        stop(proc)
+        server.stop()
     with svc.engine.connect() as conn:
         at_kill = conn.execute(select(CampaignRow.iterations_done).where(CampaignRow.id == cid)).scalar_one()
     assert at_kill < 10
-    proc, url = start_server(db_url, tmp_path)
-    try:
-        c = _wait(url, h, cid, lambda c: c["status"] == "completed")
-        rep = httpx.get(f"{url}/campaigns/{cid}/report", headers=h, timeout=30).json()
-    finally:
-        stop(proc)
+    with ServerProcess(tmp_path, db_url, lease_seconds=2.0) as server:
+        c = _wait(server.url, h, cid, lambda c: c["status"] == "completed")
+        rep = httpx.get(f"{server.url}/campaigns/{cid}/report", headers=h, timeout=30).json()
     assert c["money"]["spent"] <= c["money"]["budget"] + 1e-9 and c["money"]["reserved"] == 0
     with svc.engine.connect() as conn:
         ids = (
@@ -93,9 +88,9 @@ def test_kill_9_mid_campaign_then_restart_completes_safely(tmp_path: Path) -> No
 def test_parallel_decide_on_two_servers_never_exceeds_the_budget(pg_url: str, tmp_path: Path) -> None:
     svc = _service(pg_url, tmp_path)
     h = {"Authorization": f"Bearer {svc.create_key('alice')}"}
-    servers = [start_server(pg_url, tmp_path / f"s{i}", worker=True) for i in range(2)]
+    servers = [ServerProcess(tmp_path / f"s{i}", pg_url, lease_seconds=2.0).start() for i in range(2)]
     try:
-        url0 = servers[0][1]
+        url0 = servers[0].url
         body = {
             "name": "race",
             "n_customers": 5000,
@@ -111,7 +106,7 @@ def test_parallel_decide_on_two_servers_never_exceeds_the_budget(pg_url: str, tm
         lock = threading.Lock()
 
         def client(k: int) -> None:
-            url = servers[k % 2][1]
+            url = servers[k % 2].url
             with httpx.Client(timeout=30) as http:
                 for i in range(40):
                     r = http.post(
@@ -126,8 +121,8 @@ def test_parallel_decide_on_two_servers_never_exceeds_the_budget(pg_url: str, tm
         for t in threads:
             t.join()
     finally:
-        for proc, _ in servers:
-            stop(proc)
+        for server in servers:
+            server.stop()
     assert set(codes) <= {200, 409}, set(codes)
     assert codes.count(200) > 0 and codes.count(409) > 0  # the budget was the binding limit
     with svc.engine.connect() as conn:

@@ -1,0 +1,109 @@
+"""A ``campaign-opt serve`` process on 127.0.0.1 (the main job, the benchmarks, the tests)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+
+import httpx
+
+
+def free_port() -> int:
+    """A free TCP port on the loopback interface."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class ServerProcess:
+    """Start the API server as a child process and wait until ``/healthz`` answers.
+
+    Args:
+        data_dir: ``DATA_DIR`` of the server (its log goes there too).
+        db_url: ``DATABASE_URL``; ``None``: the default SQLite file under ``data_dir``.
+        worker: run the live runner in the server.
+        lease_seconds: how long a campaign stays with a worker that stopped answering.
+
+    Example::
+
+        with ServerProcess(Path("data")) as server:
+            httpx.get(f"{server.url}/healthz")
+    """
+
+    def __init__(
+        self, data_dir: Path, db_url: str | None = None, worker: bool = True, lease_seconds: float = 30.0
+    ) -> None:
+        self.data_dir, self.db_url, self.worker, self.lease = data_dir, db_url, worker, lease_seconds
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = data_dir / f"server-{self.port}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def env(self) -> dict[str, str]:
+        env = {
+            **os.environ,
+            "DATA_DIR": str(self.data_dir),
+            "CAMPAIGN_OPT_LEASE_SECONDS": str(self.lease),
+            "MLFLOW_DISABLE_TELEMETRY": "true",
+            "RAY_USAGE_STATS_ENABLED": "0",
+        }
+        if self.db_url:
+            env["DATABASE_URL"] = self.db_url
+        return env
+
+    def start(self, timeout: float = 90.0) -> ServerProcess:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        cmd = [
+            sys.executable,
+            "-m",
+            "experiments.cli",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+        ]
+        if not self.worker:
+            cmd.append("--no-worker")
+        with self.log.open("ab") as fh:
+            self.proc = subprocess.Popen(cmd, env=self.env(), stdout=fh, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"the server exited ({self.proc.returncode}): {self.log.read_text()[-2000:]}"
+                )
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"the server did not answer within {timeout:.0f} s; see {self.log}")
+
+    def kill(self) -> None:
+        """``kill -9``: no cleanup at all (crash tests)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def __enter__(self) -> ServerProcess:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
