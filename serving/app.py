@@ -201,6 +201,18 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
         """A batch of response events; idempotent by event id; rejected item by item."""
         return svc.ingest_events(oid, cid, body.events)
 
+    @app.get("/campaigns/{cid}/events", tags=["events"])
+    def list_events(
+        cid: int,
+        oid: Owner,
+        status: Literal["pending", "applied", "rejected"] | None = None,
+        offset: Annotated[int, Query(ge=0)] = 0,
+        limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+    ) -> list[dict[str, Any]]:
+        """Stored events; those of runner decisions are ``pending`` until the next iteration
+        applies them (or rejects them with the reason, e.g. a closed attribution window)."""
+        return svc.list_events(oid, cid, status, offset, limit)
+
     @app.post("/campaigns/{cid}/decide", response_model=DecideOut, tags=["events"])
     def decide(cid: int, body: DecideIn, oid: Owner) -> DecideOut:
         """A real-time decision for one customer; its worst case is reserved before it is returned."""

@@ -107,6 +107,52 @@ def _orm(conn: Connection) -> Session:
     return Session(bind=conn)
 
 
+def _apply_events(camp: Campaign, pending: list[EventRow]) -> dict[str, str | None]:
+    """Hand stored events to the campaign; per event id ``None`` (applied) or the rejection."""
+    if not pending:
+        return {}
+    got = camp.ingest_events(
+        [
+            EventIn(
+                event_id=e.event_id,
+                decision_id=e.decision_id,
+                kind=e.kind,
+                revenue=e.revenue,
+                offer_cost=e.offer_cost,
+            )
+            for e in pending
+        ]
+    )
+    return {**dict.fromkeys(got.accepted), **dict.fromkeys(got.duplicates), **got.rejected}
+
+
+def _write_verdicts(conn: Connection, cid: int, verdicts: dict[str, str | None]) -> None:
+    applied = [k for k, v in verdicts.items() if v is None]
+    if applied:
+        conn.execute(
+            update(EventRow)
+            .where(EventRow.campaign_id == cid, EventRow.event_id.in_(applied))
+            .values(status="applied")
+        )
+    for k, v in verdicts.items():  # rejections are few: one UPDATE each, with the reason
+        if v is not None:
+            conn.execute(
+                update(EventRow)
+                .where(EventRow.campaign_id == cid, EventRow.event_id == k)
+                .values(status="rejected", reason=v)
+            )
+
+
+def _pending(conn: Connection, cid: int) -> list[EventRow]:
+    return list(
+        _orm(conn).scalars(
+            select(EventRow)
+            .where(EventRow.campaign_id == cid, EventRow.status == "pending")
+            .order_by(EventRow.id)
+        )
+    )
+
+
 def _dump(camp: Campaign) -> bytes:
     return zlib.compress(pickle.dumps(camp, protocol=5), 1)
 
@@ -789,9 +835,52 @@ class Service:
                         },
                     ],
                 )
+        if r.status != "running" and any(row["decision_id"] < DECIDE_ID_BASE for row in rows):
+            self._apply_now(cid)  # no runner iteration will come to apply them
         self.counters["events_accepted_total"] += len(accepted)
         self.counters["events_rejected_total"] += len(rejected)
         return EventsResult(accepted=accepted, duplicates=duplicates, rejected=rejected)
+
+    def _apply_now(self, cid: int) -> None:
+        """Apply the pending events of a campaign that is not running, under its lease."""
+        with self._leased(cid, wait=self.settings.lease_seconds + 5) as holder:
+            with self.engine.connect() as conn:
+                r = _orm(conn).scalars(select(CampaignRow).where(CampaignRow.id == cid)).one()
+                pending = _pending(conn, cid)
+            camp = _load(r.snapshot)
+            verdicts = _apply_events(camp, pending)
+            with self.engine.begin() as conn:
+                self._commit_snapshot(conn, r, camp, holder)
+                _write_verdicts(conn, cid, verdicts)
+
+    def list_events(
+        self, owner_id: int, cid: int, status: str | None, offset: int = 0, limit: int = 1000
+    ) -> list[dict[str, Any]]:
+        """Stored events (``pending``, ``applied`` or ``rejected`` with the reason), oldest first."""
+        q = (
+            select(EventRow)
+            .where(EventRow.campaign_id == cid)
+            .order_by(EventRow.id)
+            .offset(offset)
+            .limit(limit)
+        )
+        if status is not None:
+            q = q.where(EventRow.status == status)
+        with self.engine.connect() as conn:
+            self._orm(conn, owner_id, cid)
+            return [
+                {
+                    "event_id": e.event_id,
+                    "decision_id": e.decision_id,
+                    "kind": e.kind,
+                    "revenue": e.revenue,
+                    "offer_cost": e.offer_cost,
+                    "status": e.status,
+                    "reason": e.reason,
+                    "created_at": e.created_at,
+                }
+                for e in _orm(conn).scalars(q)
+            ]
 
     # -- the live runner -----------------------------------------------------------------------
     def due_campaigns(self) -> list[int]:
@@ -826,31 +915,11 @@ class Service:
         try:
             with self.engine.connect() as conn:
                 r = _orm(conn).scalars(select(CampaignRow).where(CampaignRow.id == cid)).one()
-                pending = list(
-                    _orm(conn).scalars(
-                        select(EventRow)
-                        .where(EventRow.campaign_id == cid, EventRow.status == "pending")
-                        .order_by(EventRow.id)
-                    )
-                )
+                pending = _pending(conn, cid)
             camp = _load(r.snapshot)
             if camp.status != "running":  # the row says running; trust the snapshot's own state
                 return False
-            verdicts: dict[str, str | None] = {}
-            if pending:
-                got = camp.ingest_events(
-                    [
-                        EventIn(
-                            event_id=e.event_id,
-                            decision_id=e.decision_id,
-                            kind=e.kind,
-                            revenue=e.revenue,
-                            offer_cost=e.offer_cost,
-                        )
-                        for e in pending
-                    ]
-                )
-                verdicts = {**dict.fromkeys(got.accepted), **dict.fromkeys(got.duplicates), **got.rejected}
+            verdicts = _apply_events(camp, pending)
             camp.ledger.set_external(dollars(r.decide_spent_micros + r.decide_held_micros))
             n_log, n_alerts, n_audit = len(camp.log), len(camp.alerts), len(camp.audit_log)
             spent0, reserved0 = micros(camp.ledger.spent), micros(camp.ledger.reserved)
@@ -909,20 +978,7 @@ class Service:
                 ]
                 if rows:
                     conn.execute(insert(LedgerRow), rows)
-                applied = [k for k, v in verdicts.items() if v is None]
-                if applied:
-                    conn.execute(
-                        update(EventRow)
-                        .where(EventRow.campaign_id == cid, EventRow.event_id.in_(applied))
-                        .values(status="applied")
-                    )
-                for k, v in verdicts.items():  # rejections are few: one UPDATE each, with the reason
-                    if v is not None:
-                        conn.execute(
-                            update(EventRow)
-                            .where(EventRow.campaign_id == cid, EventRow.event_id == k)
-                            .values(status="rejected", reason=v)
-                        )
+                _write_verdicts(conn, cid, verdicts)
                 for a in camp.alerts[n_alerts:]:
                     conn.execute(
                         insert(AlertRow).values(

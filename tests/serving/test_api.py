@@ -118,6 +118,18 @@ def test_campaign_runs_to_its_stop_within_budget(client: TestClient) -> None:
         ).scalar_one()
     assert n == rep["sends"] > 0
     assert abs(float(charged) / 1e6 - rep["spend"]) < 1e-3  # the ledger rows add up to the spend
+    # After the stop: events are applied at once (no iteration will come); a late conversion is refused.
+    late = {
+        "events": [
+            {"event_id": "o", "decision_id": 0, "kind": "opened"},
+            {"event_id": "c", "decision_id": 0, "kind": "converted", "revenue": 10},
+        ]
+    }
+    assert client.post(f"/campaigns/{cid}/events", json=late, headers=h).json()["accepted"] == ["o", "c"]
+    rejected = client.get(f"/campaigns/{cid}/events?status=rejected", headers=h).json()
+    assert [e["event_id"] for e in rejected] == ["c"] and "window closed" in rejected[0]["reason"]
+    after = client.get(f"/campaigns/{cid}/report", headers=h).json()
+    assert after["opened"] == rep["opened"] + 1 and after["conversions"] == rep["conversions"]
 
 
 def test_modify_is_validated_and_audited(client: TestClient) -> None:
@@ -156,8 +168,12 @@ def test_events_are_idempotent_and_rejected_item_by_item(client: TestClient) -> 
     assert again["accepted"] == [] and again["duplicates"] == ["e1", "e1"]
     bad = {"events": [{"event_id": "x", "decision_id": 0, "kind": "teleported"}]}
     assert client.post(f"/campaigns/{cid}/events", json=bad, headers=h).status_code == 422
+    assert [e["status"] for e in client.get(f"/campaigns/{cid}/events", headers=h).json()] == ["pending"]
     client.app.state.runner.run_pending()  # type: ignore[attr-defined]  # applies e1
     assert client.get(f"/campaigns/{cid}", headers=h).json()["iterations"] == 2
+    applied = client.get(f"/campaigns/{cid}/events?status=applied", headers=h).json()
+    assert [e["event_id"] for e in applied] == ["e1"]
+    assert client.get(f"/campaigns/{cid}/events?status=lost", headers=h).status_code == 422
 
 
 def test_decide_reserves_and_settles(client: TestClient) -> None:
