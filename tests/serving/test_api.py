@@ -218,5 +218,7 @@ def test_policies_and_metrics(client: TestClient) -> None:
     h = auth(client)
     pol = client.get("/policies", headers=h).json()
     assert "budgeted_ts" in pol["builtin"] and pol["saved"] == []
+    spec = client.get("/openapi.json").json()
+    assert "/campaigns/{cid}/decide" in spec["paths"] and client.get("/docs").status_code == 200
     text = client.get("/metrics").text
     assert "campaign_opt_http_request_seconds_bucket" in text and "campaign_opt_decide_requests" in text
