@@ -79,12 +79,25 @@ class CampaignRow(Base):
     """Real-time (/decide) decisions made: the next one's id is ``DECIDE_ID_BASE`` plus it."""
     version: Mapped[int] = mapped_column(Integer, default=0)
     """Bumped by every snapshot write: a stale writer's conditional UPDATE matches no row."""
-    snapshot: Mapped[bytes] = mapped_column(LargeBinary)
     lease_owner: Mapped[str | None] = mapped_column(String(100), nullable=True)
     lease_expires: Mapped[float] = mapped_column(Float, default=0.0)
-    report_json: Mapped[str] = mapped_column(Text, default="{}")
+    goal_progress: Mapped[float] = mapped_column(Float, default=0.0)
+    conversions: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class CampaignState(Base):
+    """The agent's snapshot and last report of a campaign, written with each version of its row.
+
+    Apart from ``campaigns`` so that the small money row stays small: SQLite rewrites a whole
+    record on UPDATE, and ``/decide`` updates the money row on every call.
+    """
+
+    __tablename__ = "campaign_state"
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"), primary_key=True)
+    snapshot: Mapped[bytes] = mapped_column(LargeBinary)
+    report_json: Mapped[str] = mapped_column(Text)
 
 
 class IterationRow(Base):

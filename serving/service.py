@@ -51,6 +51,7 @@ from serving.models import (
     ApiKey,
     AuditRow,
     CampaignRow,
+    CampaignState,
     DecisionRow,
     EventRow,
     IterationRow,
@@ -150,6 +151,12 @@ def _pending(conn: Connection, cid: int) -> list[EventRow]:
             .where(EventRow.campaign_id == cid, EventRow.status == "pending")
             .order_by(EventRow.id)
         )
+    )
+
+
+def _snapshot(conn: Connection, cid: int) -> bytes:
+    return bytes(
+        conn.execute(select(CampaignState.snapshot).where(CampaignState.campaign_id == cid)).scalar_one()
     )
 
 
@@ -296,7 +303,6 @@ class Service:
                     spec_json="{}",
                     status="ready",
                     budget_micros=0,
-                    snapshot=b"",
                     created_at=utcnow(),
                     updated_at=utcnow(),
                 )
@@ -309,8 +315,11 @@ class Service:
                 .values(
                     spec_json=camp.spec.model_dump_json(),
                     budget_micros=micros(camp.spec.budget),
-                    snapshot=_dump(camp),
-                    report_json=json.dumps(camp.report().to_dict()),
+                )
+            )
+            conn.execute(
+                insert(CampaignState).values(
+                    campaign_id=cid, snapshot=_dump(camp), report_json=json.dumps(camp.report().to_dict())
                 )
             )
             self._audit(conn, cid, "create", f"created by owner {owner_id}", {"name": body.name})
@@ -320,7 +329,6 @@ class Service:
     def _public(self, r: CampaignRow) -> dict[str, Any]:
         req = json.loads(r.request_json)
         spec = json.loads(r.spec_json)
-        rep = json.loads(r.report_json)
         spent = r.spent_micros + r.decide_spent_micros
         held = r.reserved_micros + r.decide_held_micros
         spec.pop("suppression", None)
@@ -339,8 +347,8 @@ class Service:
                 "available": dollars(r.budget_micros - spent - held),
             },
             "iterations": r.iterations_done,
-            "goal_progress": rep.get("goal_progress", 0.0),
-            "conversions": rep.get("conversions", 0),
+            "goal_progress": r.goal_progress,
+            "conversions": r.conversions,
             "created_at": r.created_at,
             "updated_at": r.updated_at,
             "spec": spec,
@@ -375,7 +383,11 @@ class Service:
             n_decide = conn.execute(
                 select(func.count()).where(DecisionRow.campaign_id == cid, DecisionRow.source == "decide")
             ).scalar_one()
-        rep: dict[str, Any] = json.loads(r.report_json)
+            rep: dict[str, Any] = json.loads(
+                conn.execute(
+                    select(CampaignState.report_json).where(CampaignState.campaign_id == cid)
+                ).scalar_one()
+            )
         rep["campaign_id"] = cid
         rep["money"] = self._public(r)["money"]
         rep["realtime"] = {
@@ -403,16 +415,17 @@ class Service:
 
         with self.engine.connect() as conn:
             r = self._orm(conn, owner_id, cid)
-        path = self.settings.data_dir / "plots" / f"campaign-{cid}-v{r.version}.png"
-        if not path.is_file():
-            plot_report(_load(r.snapshot).report(), path)
+            path = self.settings.data_dir / "plots" / f"campaign-{cid}-v{r.version}.png"
+            if not path.is_file():
+                plot_report(_load(_snapshot(conn, cid)).report(), path)
         return path
 
     def forecast(self, owner_id: int, cid: int, runs: int) -> dict[str, Any]:
         with self.engine.connect() as conn:
-            r = self._orm(conn, owner_id, cid)
+            self._orm(conn, owner_id, cid)
+            camp = _load(_snapshot(conn, cid))
         try:
-            return asdict(_load(r.snapshot).forecast(runs=runs))
+            return asdict(camp.forecast(runs=runs))
         except CampaignError as err:
             raise ConflictError(str(err)) from None
 
@@ -465,7 +478,8 @@ class Service:
         with self._leased(cid, wait=self.settings.lease_seconds + 5) as holder:
             with self.engine.connect() as conn:
                 r = self._orm(conn, owner_id, cid)
-            camp = _load(r.snapshot)
+                blob = _snapshot(conn, cid)
+            camp = _load(blob)
             n_audit = len(camp.audit_log)
             try:
                 out = fn(camp)
@@ -501,7 +515,6 @@ class Service:
                 spent + reserved + CampaignRow.decide_spent_micros + CampaignRow.decide_held_micros <= budget,
             )
             .values(
-                snapshot=_dump(camp),
                 version=r.version + 1,
                 spent_micros=spent,
                 reserved_micros=reserved,
@@ -510,7 +523,8 @@ class Service:
                 iterations_done=camp.iterations,
                 decisions_done=len(camp.log),
                 spec_json=camp.spec.model_dump_json(),
-                report_json=json.dumps(camp.report().to_dict()),
+                goal_progress=min(camp.achieved / camp.spec.goal.target, 1.0),
+                conversions=camp.conversions,
                 updated_at=utcnow(),
                 **(extra or {}),
             )
@@ -521,6 +535,11 @@ class Service:
                 "the campaign changed meanwhile, or the change would commit more than the budget "
                 "(real-time decisions hold part of it); nothing was changed"
             )
+        conn.execute(
+            update(CampaignState)
+            .where(CampaignState.campaign_id == r.id)
+            .values(snapshot=_dump(camp), report_json=json.dumps(camp.report().to_dict()))
+        )
 
     def transition(self, owner_id: int, cid: int, action: str, reason: str) -> dict[str, Any]:
         """start, pause, resume or cancel; a wrong transition is a :class:`ConflictError`."""
@@ -614,7 +633,9 @@ class Service:
         def blob() -> bytes:
             with self.engine.connect() as c:
                 return bytes(
-                    c.execute(select(CampaignRow.snapshot).where(CampaignRow.id == cid)).scalar_one()
+                    c.execute(
+                        select(CampaignState.snapshot).where(CampaignState.campaign_id == cid)
+                    ).scalar_one()
                 )
 
         camp, lock = self._cached(cid, r.version, blob)
@@ -847,7 +868,8 @@ class Service:
             with self.engine.connect() as conn:
                 r = _orm(conn).scalars(select(CampaignRow).where(CampaignRow.id == cid)).one()
                 pending = _pending(conn, cid)
-            camp = _load(r.snapshot)
+                blob = _snapshot(conn, cid)
+            camp = _load(blob)
             verdicts = _apply_events(camp, pending)
             with self.engine.begin() as conn:
                 self._commit_snapshot(conn, r, camp, holder)
@@ -916,7 +938,8 @@ class Service:
             with self.engine.connect() as conn:
                 r = _orm(conn).scalars(select(CampaignRow).where(CampaignRow.id == cid)).one()
                 pending = _pending(conn, cid)
-            camp = _load(r.snapshot)
+                blob = _snapshot(conn, cid)
+            camp = _load(blob)
             if camp.status != "running":  # the row says running; trust the snapshot's own state
                 return False
             verdicts = _apply_events(camp, pending)

@@ -58,10 +58,10 @@ def upgrade() -> None:
         sa.Column("decisions_done", sa.BigInteger(), nullable=False),
         sa.Column("decisions_decided", sa.BigInteger(), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
-        sa.Column("snapshot", sa.LargeBinary(), nullable=False),
         sa.Column("lease_owner", sa.String(length=100), nullable=True),
         sa.Column("lease_expires", sa.Float(), nullable=False),
-        sa.Column("report_json", sa.Text(), nullable=False),
+        sa.Column("goal_progress", sa.Float(), nullable=False),
+        sa.Column("conversions", sa.BigInteger(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
@@ -171,9 +171,18 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index(op.f("ix_ledger_campaign_id"), "ledger", ["campaign_id"], unique=False)
+    op.create_table(
+        "campaign_state",
+        sa.Column("campaign_id", sa.Integer(), nullable=False),
+        sa.Column("snapshot", sa.LargeBinary(), nullable=False),
+        sa.Column("report_json", sa.Text(), nullable=False),
+        sa.ForeignKeyConstraint(["campaign_id"], ["campaigns.id"]),
+        sa.PrimaryKeyConstraint("campaign_id"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("campaign_state")
     op.drop_index(op.f("ix_ledger_campaign_id"), table_name="ledger")
     op.drop_table("ledger")
     op.drop_table("iterations")
