@@ -65,6 +65,7 @@ from serving.settings import Settings
 DECIDE_ID_BASE = 10**12
 """Real-time (``/decide``) decision ids start here; runner decisions count up from 0."""
 MICRO = 1_000_000
+KEY_CACHE_SECONDS = 60.0
 T = TypeVar("T")
 
 
@@ -184,6 +185,7 @@ class Service:
         self.worker_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._decide_cache: dict[int, tuple[int, Campaign, threading.Lock]] = {}
         self._cache_lock = threading.Lock()
+        self._key_cache: dict[str, tuple[int, float]] = {}
         self.counters: dict[str, float] = {
             "decisions_total": 0,
             "decide_requests_total": 0,
@@ -219,9 +221,19 @@ class Service:
         return key
 
     def authenticate(self, key: str) -> int | None:
-        """The owner id of an API key, or ``None``."""
+        """The owner id of an API key, or ``None``. Known keys are remembered for
+        :data:`KEY_CACHE_SECONDS` (keys are never deleted, so only a new key can be missing)."""
+        digest = hash_key(key)
+        hit = self._key_cache.get(digest)
+        if hit is not None and hit[1] > time.monotonic():
+            return hit[0]
         with self.engine.connect() as conn:
-            return conn.execute(select(ApiKey.owner_id).where(ApiKey.key_hash == hash_key(key))).scalar()
+            owner = conn.execute(select(ApiKey.owner_id).where(ApiKey.key_hash == digest)).scalar()
+        if owner is not None:
+            if len(self._key_cache) > 10_000:
+                self._key_cache.clear()
+            self._key_cache[digest] = (int(owner), time.monotonic() + KEY_CACHE_SECONDS)
+        return owner
 
     # -- creating a campaign -------------------------------------------------------------------
     def _build(self, body: CampaignCreate, campaign_id: int) -> Campaign:
