@@ -958,7 +958,11 @@ class Service:
             camp.ledger.set_external(dollars(r.decide_spent_micros + r.decide_held_micros))
             n_log, n_alerts, n_audit = len(camp.log), len(camp.alerts), len(camp.audit_log)
             spent0, reserved0 = micros(camp.ledger.spent), micros(camp.ledger.reserved)
-            rec = camp.tick()
+            try:
+                rec = camp.tick()
+            except Exception as err:  # a failing policy or channel must not loop the worker forever
+                self._pause_on_error(r, me, f"{type(err).__name__}: {err}")
+                return False
             log = camp.log
             new = slice(n_log, len(log))
             with self.engine.begin() as conn:
@@ -1038,6 +1042,36 @@ class Service:
             self._release_lease(cid, me)
         self.counters["iterations_total"] += 1
         return True
+
+    def _pause_on_error(self, r: CampaignRow, holder: str, message: str) -> None:
+        """Pause a campaign whose iteration raised (nothing of the failed iteration is kept: the
+        snapshot stays at the last committed version); the error goes to the audit log."""
+        with self.engine.begin() as conn:
+            res = conn.execute(
+                update(CampaignRow)
+                .where(
+                    CampaignRow.id == r.id,
+                    CampaignRow.version == r.version,
+                    CampaignRow.lease_owner == holder,
+                )
+                .values(status="paused", version=r.version + 1, updated_at=utcnow())
+            )
+            if res.rowcount == 1:
+                camp = _load(_snapshot(conn, r.id))
+                camp.status = "paused"
+                conn.execute(
+                    update(CampaignState)
+                    .where(CampaignState.campaign_id == r.id)
+                    .values(snapshot=_dump(camp))
+                )
+                self._audit(conn, r.id, "runner_error", message[:2000], {})
+                conn.execute(
+                    insert(AlertRow).values(
+                        campaign_id=r.id, kind="runner_error", iteration=r.iterations_done, value=0.0,
+                        message=f"the iteration failed; the campaign is paused: {message[:500]}",
+                        at=utcnow(),
+                    )
+                )  # fmt: skip
 
     def alerts(self, owner_id: int, cid: int) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:

@@ -222,3 +222,26 @@ def test_policies_and_metrics(client: TestClient) -> None:
     assert "/campaigns/{cid}/decide" in spec["paths"] and client.get("/docs").status_code == 200
     text = client.get("/metrics").text
     assert "campaign_opt_http_request_seconds_bucket" in text and "campaign_opt_decide_requests" in text
+
+
+def test_a_failing_iteration_pauses_the_campaign(client: TestClient, monkeypatch: Any) -> None:
+    from agent import Campaign
+
+    h = auth(client)
+    cid = _create(client, h)["id"]
+    client.post(f"/campaigns/{cid}/start", headers=h)
+
+    def broken(self: Campaign) -> None:
+        raise RuntimeError("policy exploded")
+
+    with monkeypatch.context() as m:
+        m.setattr(Campaign, "tick", broken)
+        assert run_all(client) == 0
+    c = client.get(f"/campaigns/{cid}", headers=h).json()
+    assert c["status"] == "paused" and c["iterations"] == 0 and c["money"]["spent"] == 0
+    audit = client.get(f"/campaigns/{cid}/audit", headers=h).json()
+    assert audit[-1]["action"] == "runner_error" and "policy exploded" in audit[-1]["reason"]
+    assert client.get(f"/campaigns/{cid}/alerts", headers=h).json()[-1]["kind"] == "runner_error"
+    assert client.post(f"/campaigns/{cid}/resume", headers=h).json()["status"] == "running"
+    run_all(client)
+    assert client.get(f"/campaigns/{cid}", headers=h).json()["status"] == "completed"
