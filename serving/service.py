@@ -483,7 +483,7 @@ class Service:
         finally:
             self._release_lease(cid, holder)
 
-    def _mutate(self, owner_id: int, cid: int, action: str, reason: str, fn: Callable[[Campaign], T]) -> T:
+    def _mutate(self, owner_id: int, cid: int, fn: Callable[[Campaign], T]) -> T:
         """Apply ``fn`` to the campaign under the lease and write it back (all or nothing)."""
         with self.engine.connect() as conn:
             self._orm(conn, owner_id, cid)  # 404 before waiting for a lease
@@ -561,7 +561,7 @@ class Service:
             "resume": lambda c: c.resume(reason),
             "cancel": lambda c: c.cancel(reason),
         }
-        self._mutate(owner_id, cid, action, reason, ops[action])
+        self._mutate(owner_id, cid, ops[action])
         return self.get(owner_id, cid)
 
     def modify(self, owner_id: int, cid: int, body: CampaignUpdate) -> dict[str, Any]:
@@ -579,7 +579,7 @@ class Service:
             except CampaignError as err:
                 raise InvalidError(str(err), ["body"]) from None
 
-        self._mutate(owner_id, cid, "modify", body.reason, apply)
+        self._mutate(owner_id, cid, apply)
         return self.get(owner_id, cid)
 
     def _decide_money(self, cid: int) -> int:
