@@ -24,6 +24,7 @@ import hashlib
 import json
 import os
 import pickle
+import queue
 import secrets
 import socket
 import threading
@@ -31,6 +32,7 @@ import time
 import uuid
 import zlib
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
@@ -155,6 +157,17 @@ def _pending(conn: Connection, cid: int) -> list[EventRow]:
     )
 
 
+def _insert_new(conn: Connection, rows: list[dict[str, Any]]) -> set[str]:
+    """Insert event rows, skipping event ids already stored; returns the ids inserted."""
+    if not rows:
+        return set()
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    ins = postgresql.insert(EventRow) if conn.dialect.name == "postgresql" else sqlite.insert(EventRow)
+    stmt = ins.on_conflict_do_nothing(index_elements=["campaign_id", "event_id"]).returning(EventRow.event_id)
+    return set(conn.execute(stmt, rows).scalars())
+
+
 def _snapshot(conn: Connection, cid: int) -> bytes:
     return bytes(
         conn.execute(select(CampaignState.snapshot).where(CampaignState.campaign_id == cid)).scalar_one()
@@ -186,6 +199,7 @@ class Service:
         self._decide_cache: dict[int, tuple[int, Campaign, threading.Lock]] = {}
         self._cache_lock = threading.Lock()
         self._key_cache: dict[str, tuple[int, float]] = {}
+        self._batcher: _DecideBatcher | None = None
         self.counters: dict[str, float] = {
             "decisions_total": 0,
             "decide_requests_total": 0,
@@ -629,8 +643,19 @@ class Service:
 
     def decide(self, owner_id: int, cid: int, customer: int) -> DecideOut:
         """One customer's decision now; its worst case is reserved in the database before it is
-        returned, or the call is refused (:class:`ConflictError`) when the budget cannot hold it."""
+        returned, or the call is refused (:class:`ConflictError`) when the budget cannot hold it.
+
+        Concurrent calls are served together (:class:`_DecideBatcher`): one policy call and one
+        transaction for all of them, each decision still reserved by its own conditional UPDATE.
+        """
         self.counters["decide_requests_total"] += 1
+        with self._cache_lock:
+            if self._batcher is None:
+                self._batcher = _DecideBatcher(self)
+        return self._batcher.submit(owner_id, cid, customer)
+
+    def _decide_group(self, owner_id: int, cid: int, customers: list[int]) -> list[DecideOut | ServiceError]:
+        """Decide for several customers of one campaign; one result (or refusal) per customer."""
         with self.engine.connect() as conn:
             r = conn.execute(
                 select(CampaignRow.status, CampaignRow.version, CampaignRow.iterations_done).where(
@@ -638,93 +663,91 @@ class Service:
                 )
             ).first()
         if r is None:
-            raise NotFoundError(f"no campaign {cid}")
+            return [NotFoundError(f"no campaign {cid}")] * len(customers)
         if r.status != "running":
-            raise ConflictError(f"the campaign is {r.status}; /decide needs a running campaign")
+            return [ConflictError(f"the campaign is {r.status}; /decide needs a running campaign")] * len(
+                customers
+            )
 
         def blob() -> bytes:
             with self.engine.connect() as c:
-                return bytes(
-                    c.execute(
-                        select(CampaignState.snapshot).where(CampaignState.campaign_id == cid)
-                    ).scalar_one()
-                )
+                return _snapshot(c, cid)
 
         camp, lock = self._cached(cid, r.version, blob)
-        arms = camp.sim.arms
-        if customer >= camp.sim.n_customers:
-            raise InvalidError(f"customer ids are 0..{camp.sim.n_customers - 1}", ["customer"])
+        arms, n = camp.sim.arms, camp.sim.n_customers
+        out: list[DecideOut | ServiceError] = [
+            InvalidError(f"customer ids are 0..{n - 1}", ["customer"]) for _ in customers
+        ]
+        valid = [k for k, c in enumerate(customers) if c < n]
+        if not valid:
+            return out
         with lock:
-            chosen, pscores = camp.decide(np.array([customer], dtype=np.int64))
-        arm, pscore = int(chosen[0]), float(pscores[0])
-        if arm == 0:
-            return DecideOut(
-                decision_id=None,
-                customer=customer,
-                arm=arms.names[0],
-                channel=None,
-                content=None,
-                offer=None,
-                pscore=pscore,
-                reserved=0.0,
-            )
-        send, worst = micros(float(arms.send_cost[arm])), micros(float(arms.worst_case_cost[arm]))
+            chosen, pscores = camp.decide(np.array([customers[k] for k in valid], dtype=np.int64))
+        rows: list[dict[str, Any]] = []
+        ledger: list[dict[str, Any]] = []
         with self.engine.begin() as conn:
-            seq = conn.execute(
-                update(CampaignRow)
-                .where(
-                    CampaignRow.id == cid,
-                    CampaignRow.status == "running",
-                    CampaignRow.spent_micros
-                    + CampaignRow.reserved_micros
-                    + CampaignRow.decide_spent_micros
-                    + CampaignRow.decide_held_micros
-                    + worst
-                    <= CampaignRow.budget_micros,
-                )
-                .values(
-                    decide_spent_micros=CampaignRow.decide_spent_micros + send,
-                    decide_held_micros=CampaignRow.decide_held_micros + (worst - send),
-                    decisions_decided=CampaignRow.decisions_decided + 1,
-                )
-                .returning(CampaignRow.decisions_decided)
-            ).scalar()
-            if seq is None:
-                self.counters["decide_budget_refusals_total"] += 1
-                raise ConflictError("not enough budget left for this decision (or the campaign stopped)")
-            did = DECIDE_ID_BASE + int(seq)
-            conn.execute(
-                insert(DecisionRow).values(
-                    campaign_id=cid,
-                    decision_id=did,
-                    source="decide",
-                    iteration=r.iterations_done,
-                    customer=customer,
-                    arm=arms.names[arm],
-                    pscore=pscore,
-                    reserved_micros=worst,
-                    held_micros=worst - send,
-                    open=worst > send,
-                )
-            )
-            conn.execute(
-                insert(LedgerRow),
-                [
+            for k, arm_, ps in zip(valid, chosen.tolist(), pscores.tolist(), strict=True):
+                customer = customers[k]
+                if arm_ == 0:
+                    out[k] = DecideOut(
+                        decision_id=None, customer=customer, arm=arms.names[0], channel=None, content=None,
+                        offer=None, pscore=ps, reserved=0.0,
+                    )  # fmt: skip
+                    continue
+                send, worst = micros(float(arms.send_cost[arm_])), micros(float(arms.worst_case_cost[arm_]))
+                seq = conn.execute(
+                    update(CampaignRow)
+                    .where(
+                        CampaignRow.id == cid,
+                        CampaignRow.status == "running",
+                        CampaignRow.spent_micros
+                        + CampaignRow.reserved_micros
+                        + CampaignRow.decide_spent_micros
+                        + CampaignRow.decide_held_micros
+                        + worst
+                        <= CampaignRow.budget_micros,
+                    )
+                    .values(
+                        decide_spent_micros=CampaignRow.decide_spent_micros + send,
+                        decide_held_micros=CampaignRow.decide_held_micros + (worst - send),
+                        decisions_decided=CampaignRow.decisions_decided + 1,
+                    )
+                    .returning(CampaignRow.decisions_decided)
+                ).scalar()
+                if seq is None:
+                    self.counters["decide_budget_refusals_total"] += 1
+                    out[k] = ConflictError(
+                        "not enough budget left for this decision (or the campaign stopped)"
+                    )
+                    continue
+                did = DECIDE_ID_BASE + int(seq)
+                rows.append(
+                    {
+                        "campaign_id": cid, "decision_id": did, "source": "decide",
+                        "iteration": r.iterations_done, "customer": customer, "arm": arms.names[arm_],
+                        "pscore": ps, "reserved_micros": worst, "held_micros": worst - send,
+                        "open": worst > send,
+                    }
+                )  # fmt: skip
+                ledger += [
                     {"campaign_id": cid, "kind": "reserve", "amount_micros": worst, "ref": f"decision:{did}"},
                     {"campaign_id": cid, "kind": "charge", "amount_micros": send, "ref": f"decision:{did}"},
-                ],
-            )
-        self.counters["decisions_total"] += 1
-        return DecideOut(
-            decision_id=did,
-            customer=customer,
-            arm=arms.names[arm],
-            channel=arms.channel_names[arms.channel[arm]],
-            content=arms.content_names[arms.content[arm]],
-            offer=arms.offer_names[arms.offer[arm]],
-            pscore=pscore,
-            reserved=dollars(worst),
-        )
+                ]
+                out[k] = DecideOut(
+                    decision_id=did,
+                    customer=customer,
+                    arm=arms.names[arm_],
+                    channel=arms.channel_names[arms.channel[arm_]],
+                    content=arms.content_names[arms.content[arm_]],
+                    offer=arms.offer_names[arms.offer[arm_]],
+                    pscore=ps,
+                    reserved=dollars(worst),
+                )
+            if rows:
+                conn.execute(insert(DecisionRow), rows)
+                conn.execute(insert(LedgerRow), ledger)
+        self.counters["decisions_total"] += len(rows)
+        return out
 
     def _release_decide_holds(self, conn: Connection, cid: int, before_iteration: int | None) -> None:
         """Release what real-time decisions still hold (all, or those made before an iteration)."""
@@ -763,66 +786,31 @@ class Service:
             ).first()
             if r is None:
                 raise NotFoundError(f"no campaign {cid}")
-            ids = list({e.event_id for e in events})
-            seen: set[str] = set()
-            for chunk in range(0, len(ids), 500):
-                seen.update(
-                    conn.execute(
-                        select(EventRow.event_id).where(
-                            EventRow.campaign_id == cid, EventRow.event_id.in_(ids[chunk : chunk + 500])
-                        )
-                    ).scalars()
-                )
             decide_ids = sorted({e.decision_id for e in events if e.decision_id >= DECIDE_ID_BASE})
-            held: dict[int, tuple[int, int, bool]] = {}
+            held: dict[int, tuple[int, bool]] = {}
             for chunk in range(0, len(decide_ids), 500):
-                for did, h, res, is_open in conn.execute(
-                    select(
-                        DecisionRow.decision_id,
-                        DecisionRow.held_micros,
-                        DecisionRow.reserved_micros,
-                        DecisionRow.open,
-                    ).where(
+                for did, h, is_open in conn.execute(
+                    select(DecisionRow.decision_id, DecisionRow.held_micros, DecisionRow.open).where(
                         DecisionRow.campaign_id == cid,
                         DecisionRow.decision_id.in_(decide_ids[chunk : chunk + 500]),
                     )
                 ):
-                    held[int(did)] = (int(h), int(res), bool(is_open))
+                    held[int(did)] = (int(h), bool(is_open))
             rows: list[dict[str, Any]] = []
-            charge = release = 0
-            settled: list[int] = []
+            in_batch: set[str] = set()
             for e in events:  # validation per item of one request, not a loop over customers
-                if e.event_id in seen:
+                if e.event_id in in_batch:
                     duplicates.append(e.event_id)
                     continue
-                status = "pending"
-                if e.decision_id >= DECIDE_ID_BASE:
-                    info = held.get(e.decision_id)
-                    if info is None:
-                        rejected[e.event_id] = f"unknown decision {e.decision_id}"
-                        continue
-                    status = "applied"
-                    if e.kind == "converted":
-                        h, _, is_open = info
-                        cost = micros(e.offer_cost)
-                        if not is_open and cost > 0:
-                            rejected[e.event_id] = f"decision {e.decision_id} already settled or expired"
-                            continue
-                        if cost > h:
-                            rejected[e.event_id] = (
-                                f"offer cost ${e.offer_cost:,.2f} exceeds what decision {e.decision_id} holds"
-                            )
-                            continue
-                        charge += cost
-                        release += h - cost
-                        held[e.decision_id] = (0, info[1], False)
-                        if is_open:
-                            settled.append(e.decision_id)
-                elif e.decision_id >= r.decisions_done:
+                known = (
+                    e.decision_id in held
+                    if e.decision_id >= DECIDE_ID_BASE
+                    else e.decision_id < r.decisions_done
+                )
+                if not known:
                     rejected[e.event_id] = f"unknown decision {e.decision_id}"
                     continue
-                seen.add(e.event_id)
-                accepted.append(e.event_id)
+                in_batch.add(e.event_id)
                 rows.append(
                     {
                         "campaign_id": cid,
@@ -831,12 +819,48 @@ class Service:
                         "kind": e.kind,
                         "revenue": e.revenue,
                         "offer_cost": e.offer_cost,
-                        "status": status,
+                        "status": "applied" if e.decision_id >= DECIDE_ID_BASE else "pending",
                         "created_at": utcnow(),
                     }
                 )
-            if rows:
-                conn.execute(insert(EventRow), rows)
+            # Duplicates are found by the insert itself (the unique constraint), not by a lookup first.
+            new = _insert_new(conn, rows)
+            charge = release = 0
+            settled: list[int] = []
+            late: dict[str, str] = {}
+            stored_before = in_batch - new  # ids the database already held
+            for e in events:
+                if e.event_id in stored_before:
+                    duplicates.append(e.event_id)
+                    stored_before.discard(e.event_id)  # later repeats were reported in the first pass
+                    continue
+                if e.event_id not in new:
+                    continue
+                new.discard(e.event_id)
+                if e.decision_id >= DECIDE_ID_BASE and e.kind == "converted":
+                    h, is_open = held[e.decision_id]
+                    cost = micros(e.offer_cost)
+                    if not is_open and cost > 0:
+                        late[e.event_id] = f"decision {e.decision_id} already settled or expired"
+                    elif cost > h:
+                        late[e.event_id] = (
+                            f"offer cost ${e.offer_cost:,.2f} exceeds what decision {e.decision_id} holds"
+                        )
+                    else:
+                        charge += cost
+                        release += h - cost
+                        held[e.decision_id] = (0, False)
+                        if is_open:
+                            settled.append(e.decision_id)
+                if e.event_id not in late:
+                    accepted.append(e.event_id)
+            for event_id, reason in late.items():  # stored as rejected, with the reason
+                conn.execute(
+                    update(EventRow)
+                    .where(EventRow.campaign_id == cid, EventRow.event_id == event_id)
+                    .values(status="rejected", reason=reason)
+                )
+            rejected.update(late)
             if settled:
                 conn.execute(
                     update(DecisionRow)
@@ -1092,6 +1116,45 @@ class Service:
                     select(CampaignRow.status, func.count()).group_by(CampaignRow.status)
                 )
             }
+
+
+class _DecideBatcher:
+    """Serve concurrent ``/decide`` calls together: whatever queued while the previous group was
+    being decided goes into the next one (no waiting when calls arrive one at a time)."""
+
+    def __init__(self, service: Service, max_batch: int = 256) -> None:
+        self.service, self.max_batch = service, max_batch
+        self.queue: queue.Queue[tuple[int, int, int, Future[DecideOut]]] = queue.Queue()
+        threading.Thread(target=self._loop, name="decide-batcher", daemon=True).start()
+
+    def submit(self, owner_id: int, cid: int, customer: int) -> DecideOut:
+        fut: Future[DecideOut] = Future()
+        self.queue.put((owner_id, cid, customer, fut))
+        return fut.result(timeout=60)
+
+    def _loop(self) -> None:
+        while True:
+            batch = [self.queue.get()]
+            while len(batch) < self.max_batch:
+                try:
+                    batch.append(self.queue.get_nowait())
+                except queue.Empty:
+                    break
+            groups: dict[tuple[int, int], list[tuple[int, Future[DecideOut]]]] = {}
+            for owner_id, cid, customer, fut in batch:
+                groups.setdefault((owner_id, cid), []).append((customer, fut))
+            for (owner_id, cid), items in groups.items():
+                try:
+                    results = self.service._decide_group(owner_id, cid, [c for c, _ in items])
+                except Exception as err:  # a database failure answers every call of the group
+                    for _, fut in items:
+                        fut.set_exception(err)
+                    continue
+                for (_, fut), res in zip(items, results, strict=True):
+                    if isinstance(res, Exception):
+                        fut.set_exception(res)
+                    else:
+                        fut.set_result(res)
 
 
 class Runner:
