@@ -245,3 +245,40 @@ def test_a_failing_iteration_pauses_the_campaign(client: TestClient, monkeypatch
     assert client.post(f"/campaigns/{cid}/resume", headers=h).json()["status"] == "running"
     run_all(client)
     assert client.get(f"/campaigns/{cid}", headers=h).json()["status"] == "completed"
+
+
+def test_concurrent_decide_calls_are_batched_within_budget(client: TestClient) -> None:
+    import threading
+
+    from serving.service import ConflictError
+
+    h = auth(client)
+    cid = _create(client, h, budget=30)["id"]
+    client.post(f"/campaigns/{cid}/start", headers=h)
+    svc = client.app.state.service  # type: ignore[attr-defined]
+    owner = svc.authenticate(h["Authorization"].removeprefix("Bearer "))
+    made: list[Any] = []
+    refused: list[str] = []
+    lock = threading.Lock()
+
+    def worker(k: int) -> None:
+        for i in range(25):
+            try:
+                out = svc.decide(owner, cid, (k * 25 + i) % 4000)
+            except ConflictError as err:
+                with lock:
+                    refused.append(err.message)
+                continue
+            with lock:
+                made.append(out)
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    ids = [d.decision_id for d in made if d.decision_id is not None]
+    assert len(ids) == len(set(ids)) > 0 and refused  # unique ids; the budget ran out
+    assert sum(d.reserved for d in made) <= 30 + 1e-9
+    money = client.get(f"/campaigns/{cid}", headers=h).json()["money"]
+    assert abs(money["spent"] + money["reserved"] - sum(d.reserved for d in made)) < 1e-3
