@@ -22,6 +22,8 @@ import pytest
 from simulators import Scenario, Simulator, load_scenario
 from simulators.scenario import parse_scenario
 
+pytest_plugins = ["tests.webhook"]  # the `receiver` fixture: a webhook endpoint on 127.0.0.1
+
 SMALL_POPULATION = 2_000
 """Customers in the default test simulator: big enough for rates, small enough to be fast."""
 
