@@ -40,8 +40,20 @@ def run_demo(
     print_report: Callable[[dict[str, Any]], None],
     train_campaigns: int = 3,
     tracking_uri: str = "sqlite:///mlruns/mlflow.db",
+    campaign: dict[str, Any] | None = None,
+    out_dir: Path = Path("runs"),
 ) -> dict[str, Any]:
-    """Run the main job; returns the final report (JSON dict)."""
+    """Run the main job; returns the final report (JSON dict).
+
+    Args:
+        data_dir: the server's data folder (database, saved policies, plots).
+        console: where progress and messages go.
+        print_report: prints the final report.
+        train_campaigns: warm-start campaigns when the default policy is not saved yet.
+        tracking_uri: the MLflow store the campaign is logged to (``MLFLOW_TRACKING_URI`` wins).
+        campaign: fields that override the default retail campaign's (tests use a small one).
+        out_dir: where the report plot is saved.
+    """
     from simulators import load_scenario
 
     env = {
@@ -76,6 +88,7 @@ def run_demo(
                 "policy": f"saved:{DEFAULT_POLICY}",
                 "goal": {"metric": sc.default_goal.metric, "target": sc.default_goal.target},
                 "budget": sc.default_goal.budget,
+                **(campaign or {}),
             }
             r = http.post("/campaigns", json=body)
             r.raise_for_status()
@@ -106,7 +119,7 @@ def run_demo(
             console.print(f"[bold]4/5[/] campaign {c['status']} ({c['stop_reason']})")
             report: dict[str, Any] = http.get(f"/campaigns/{cid}/report").json()
             print_report(report)
-            plot = Path("runs") / f"live-campaign-{cid}.png"
+            plot = out_dir / f"live-campaign-{cid}.png"
             plot.parent.mkdir(parents=True, exist_ok=True)
             plot.write_bytes(http.get(f"/campaigns/{cid}/report.png").content)
     finally:
@@ -131,7 +144,18 @@ def _log_to_mlflow(report: dict[str, Any], plot: Path, tracking_uri: str) -> str
 
     if tracking_uri.startswith("sqlite:///"):
         Path(tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    mlflow.set_tracking_uri(os.environ.get("MLFLOW_TRACKING_URI", tracking_uri))
+    uri = os.environ.get("MLFLOW_TRACKING_URI", tracking_uri)
+    mlflow.set_tracking_uri(uri)
+    if mlflow.get_experiment_by_name("live-campaigns") is None:
+        # Artifacts beside a SQLite store (else MLflow's default, ./mlruns under the current folder).
+        where = (
+            Path(uri.removeprefix("sqlite:///")).parent / "artifacts"
+            if uri.startswith("sqlite:///")
+            else None
+        )
+        mlflow.create_experiment(
+            "live-campaigns", artifact_location=where.resolve().as_uri() if where else None
+        )
     mlflow.set_experiment("live-campaigns")
     with mlflow.start_run(run_name=f"campaign-{report['campaign_id']}") as run:
         mlflow.log_params(
