@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (benchmark rows read best one per line)
 """Serving: /decide latency and throughput, event ingestion, one live-runner iteration.
 
 Servers run as real ``campaign-opt serve`` processes on 127.0.0.1 (SQLite file, and the local
