@@ -561,7 +561,7 @@ class Campaign:
         events = (
             self._deliver(SendBatch(self.campaign_id, t, ids, c, a, pscores[contact])) if ids.size else None
         )
-        got = self._ingest(events) if events is not None else self._ingest(EventBatch.empty())
+        got = self._ingest(events if events is not None else EventBatch.empty())
         later, got_later = self._tick()
         sent = Decisions(arms=chosen, pscores=pscores, priority=dec.priority)
         decision_ids = np.full(n_cand, -1, dtype=np.int64)
@@ -581,12 +581,17 @@ class Campaign:
         return self._record(t, 0, np.zeros(self._n_channels, np.int64), {}, got_later, spent_before)
 
     def _tick(self) -> tuple[EventBatch, dict[str, float]]:
-        """Close the iteration: the channel's late events arrive, expired windows close."""
+        """Close an iteration of the campaign (see :meth:`_advance`)."""
+        later, got = self._advance()
+        self.iterations += 1
+        return later, got
+
+    def _advance(self) -> tuple[EventBatch, dict[str, float]]:
+        """Let the clock move on: the channel's late events arrive, expired windows close."""
         later = self.channel.advance()
         self.t += 1
         got = self._ingest(later)
         self._expire()
-        self.iterations += 1
         if self.cost_to_goal is None and self.goal_reached:
             self.cost_to_goal = self.ledger.spent
         return later, got
@@ -633,13 +638,16 @@ class Campaign:
             return self.channel.deliver(batch)
         except ChannelError as err:
             self._undelivered.append(batch)
-            if self.status in ("ready", "running"):
-                self.status = "paused"
-            self.audit_log.append(
-                AuditRecord(action="channel_failed", iteration=self.iterations, reason=str(err))
-            )
-            self._raise(Alert("channel_failed", self.iterations, float(len(batch)), str(err)))
+            self._channel_failed(batch, err)
             return None
+
+    def _channel_failed(self, batch: SendBatch, err: ChannelError) -> None:
+        if self.status in ("ready", "running"):
+            self.status = "paused"
+        self.audit_log.append(
+            AuditRecord(action="channel_failed", iteration=self.iterations, reason=str(err))
+        )
+        self._raise(Alert("channel_failed", self.iterations, float(len(batch)), str(err)))
 
     def _redeliver(self) -> bool:
         """Retry the batches a channel failed to take (same idempotency keys); ``True`` when all went."""
@@ -648,10 +656,7 @@ class Campaign:
             try:
                 events = self.channel.deliver(batch)
             except ChannelError as err:
-                self.status = "paused"
-                self.audit_log.append(
-                    AuditRecord(action="channel_failed", iteration=self.iterations, reason=str(err))
-                )
+                self._channel_failed(batch, err)
                 return False
             self._undelivered.pop(0)
             self._ingest(events)
@@ -689,10 +694,11 @@ class Campaign:
         sends = int(self.triangle.sends.sum())
         if not self.spec.stop_on_projected or metric == "incremental_conversions" or sends == 0:
             return np.iinfo(np.int64).max
-        per_send = self._counted() / sends
+        counted = self._counted()
+        per_send = counted / sends
         if per_send <= 0:
             return np.iinfo(np.int64).max
-        remaining = max(self.spec.goal.target - self._counted(), 0.0)
+        remaining = max(self.spec.goal.target - counted, 0.0)
         return int(np.ceil(margin * remaining / per_send))
 
     def _goal_in_flight(self) -> bool:
@@ -705,12 +711,7 @@ class Campaign:
             # Conversions still count while any window is open, offer reservations or not.
             if self.ledger.open_ids().size == 0 and not self._attributable.any():
                 break
-            later = self.channel.advance()
-            self.t += 1
-            self._ingest(later)
-            self._expire()
-            if self.cost_to_goal is None and self.goal_reached:
-                self.cost_to_goal = self.ledger.spent
+            self._advance()
         open_ids = self.ledger.open_ids()
         if open_ids.size:
             self._release(open_ids)
