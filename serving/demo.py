@@ -20,7 +20,7 @@ import httpx
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from serving.process import ServerProcess
+from serving.process import ServerProcess, child_env
 
 DEFAULT_POLICY = "retail-default"
 
@@ -56,12 +56,7 @@ def run_demo(
     """
     from simulators import load_scenario
 
-    env = {
-        **os.environ,
-        "DATA_DIR": str(data_dir),
-        "MLFLOW_DISABLE_TELEMETRY": "true",
-        "RAY_USAGE_STATS_ENABLED": "0",
-    }
+    env = child_env(data_dir)
     policy_dir = data_dir / "policies" / DEFAULT_POLICY
     if not (policy_dir / "policy.json").is_file():
         console.print(

@@ -20,6 +20,21 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def child_env(data_dir: Path, db_url: str | None = None, **extra: str) -> dict[str, str]:
+    """The environment of a ``campaign-opt`` child process: this one's, with the data folder,
+    the database (when given) and nothing that calls out (MLflow telemetry, Ray usage stats)."""
+    env = {
+        **os.environ,
+        "DATA_DIR": str(data_dir),
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "RAY_USAGE_STATS_ENABLED": "0",
+        **extra,
+    }
+    if db_url:
+        env["DATABASE_URL"] = db_url
+    return env
+
+
 class ServerProcess:
     """Start the API server as a child process and wait until ``/healthz`` answers.
 
@@ -45,16 +60,7 @@ class ServerProcess:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def env(self) -> dict[str, str]:
-        env = {
-            **os.environ,
-            "DATA_DIR": str(self.data_dir),
-            "CAMPAIGN_OPT_LEASE_SECONDS": str(self.lease),
-            "MLFLOW_DISABLE_TELEMETRY": "true",
-            "RAY_USAGE_STATS_ENABLED": "0",
-        }
-        if self.db_url:
-            env["DATABASE_URL"] = self.db_url
-        return env
+        return child_env(self.data_dir, self.db_url, CAMPAIGN_OPT_LEASE_SECONDS=str(self.lease))
 
     def start(self, timeout: float = 90.0) -> ServerProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)

@@ -68,6 +68,8 @@ DECIDE_ID_BASE = 10**12
 """Real-time (``/decide``) decision ids start here; runner decisions count up from 0."""
 MICRO = 1_000_000
 KEY_CACHE_SECONDS = 60.0
+DECIDE_CACHE_CAMPAIGNS = 8
+"""Campaigns whose policy a server keeps in memory for ``/decide`` (the most recently loaded)."""
 T = TypeVar("T")
 
 
@@ -352,11 +354,20 @@ class Service:
         return self.get(owner_id, cid)
 
     # -- reading -------------------------------------------------------------------------------
+    @staticmethod
+    def _money(r: CampaignRow) -> dict[str, float]:
+        spent = r.spent_micros + r.decide_spent_micros
+        held = r.reserved_micros + r.decide_held_micros
+        return {
+            "budget": dollars(r.budget_micros),
+            "spent": dollars(spent),
+            "reserved": dollars(held),
+            "available": dollars(r.budget_micros - spent - held),
+        }
+
     def _public(self, r: CampaignRow) -> dict[str, Any]:
         req = json.loads(r.request_json)
         spec = json.loads(r.spec_json)
-        spent = r.spent_micros + r.decide_spent_micros
-        held = r.reserved_micros + r.decide_held_micros
         spec.pop("suppression", None)
         return {
             "id": r.id,
@@ -366,12 +377,7 @@ class Service:
             "scenario": req["scenario"],
             "policy": req["policy"],
             "goal": spec.get("goal", {"target": 1}),
-            "money": {
-                "budget": dollars(r.budget_micros),
-                "spent": dollars(spent),
-                "reserved": dollars(held),
-                "available": dollars(r.budget_micros - spent - held),
-            },
+            "money": self._money(r),
             "iterations": r.iterations_done,
             "goal_progress": r.goal_progress,
             "conversions": r.conversions,
@@ -415,7 +421,7 @@ class Service:
                 ).scalar_one()
             )
         rep["campaign_id"] = cid
-        rep["money"] = self._public(r)["money"]
+        rep["money"] = self._money(r)
         rep["realtime"] = {
             "decisions": n_decide,
             "spent": dollars(r.decide_spent_micros),
@@ -638,7 +644,10 @@ class Service:
         camp = _load(blob_loader())
         entry = (version, camp, threading.Lock())
         with self._cache_lock:
-            self._decide_cache[cid] = entry
+            self._decide_cache.pop(cid, None)
+            self._decide_cache[cid] = entry  # newest last
+            while len(self._decide_cache) > DECIDE_CACHE_CAMPAIGNS:  # snapshots are large: keep a few
+                self._decide_cache.pop(next(iter(self._decide_cache)))
         return camp, entry[2]
 
     def decide(self, owner_id: int, cid: int, customer: int) -> DecideOut:
