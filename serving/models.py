@@ -53,6 +53,8 @@ class ApiKey(Base):
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     prefix: Mapped[str] = mapped_column(String(12))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    """Set by ``campaign-opt keys revoke``: the key no longer authenticates, on any server."""
 
 
 class CampaignRow(Base):
@@ -130,6 +132,8 @@ class DecisionRow(Base):
     """Worst case held when the decision was made (send cost plus the offer's cap)."""
     held_micros: Mapped[int] = mapped_column(BigInteger, default=0)
     """``/decide`` only: what is still held (0 once settled or released)."""
+    charged_micros: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    """``/decide`` only: what was charged (the send, plus the offer once it converts)."""
     open: Mapped[bool] = mapped_column(Boolean, default=False)
 
 

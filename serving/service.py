@@ -519,7 +519,7 @@ class Service:
                 raise ConflictError(str(err)) from None
             with self.engine.begin() as conn:
                 self._commit_snapshot(
-                    conn, r, camp, holder, extra={"budget_micros": micros(camp.ledger.budget)}
+                    conn, r, camp, holder, ref="owner", extra={"budget_micros": micros(camp.ledger.budget)}
                 )
                 for a in camp.audit_log[n_audit:]:
                     self._audit(conn, cid, a.action, a.reason, a.changes)
@@ -533,9 +533,11 @@ class Service:
         r: CampaignRow,
         camp: Campaign,
         holder: str,
+        ref: str,
         extra: dict[str, Any] | None = None,
     ) -> None:
-        """Write the campaign back if the row is still at the version read and the money fits."""
+        """Write the campaign back if the row is still at the version read and the money fits,
+        with the ledger rows of every money movement since that version (``ref`` names them)."""
         spent, reserved = micros(camp.ledger.spent), micros(camp.ledger.reserved)
         budget = (extra or {}).get("budget_micros", CampaignRow.budget_micros)
         res = conn.execute(
@@ -572,6 +574,20 @@ class Service:
             .where(CampaignState.campaign_id == r.id)
             .values(snapshot=_dump(camp), report_json=json.dumps(camp.report().to_dict()))
         )
+        # reserve - charge - release == the change of what is reserved, so the ledger adds up.
+        new = camp.log.reserved[int(r.decisions_done) :]
+        reserve = int(np.ceil(new * MICRO).sum()) if new.size else 0
+        charge = spent - r.spent_micros
+        release = reserve - charge - (reserved - r.reserved_micros)
+        if release < 0:  # rounding of the per-decision micro-dollars: the reservation was larger
+            reserve, release = reserve - release, 0
+        rows = [
+            {"campaign_id": r.id, "kind": k, "amount_micros": v, "ref": f"{ref}:{camp.iterations}"}
+            for k, v in (("reserve", reserve), ("charge", charge), ("release", release))
+            if v
+        ]
+        if rows:
+            conn.execute(insert(LedgerRow), rows)
 
     def transition(self, owner_id: int, cid: int, action: str, reason: str) -> dict[str, Any]:
         """start, pause, resume or cancel; a wrong transition is a :class:`ConflictError`."""
@@ -735,7 +751,7 @@ class Service:
                         "campaign_id": cid, "decision_id": did, "source": "decide",
                         "iteration": r.iterations_done, "customer": customer, "arm": arms.names[arm_],
                         "pscore": ps, "reserved_micros": worst, "held_micros": worst - send,
-                        "open": worst > send,
+                        "charged_micros": send, "open": worst > send,
                     }
                 )  # fmt: skip
                 ledger += [
@@ -759,52 +775,111 @@ class Service:
         return out
 
     def _release_decide_holds(self, conn: Connection, cid: int, before_iteration: int | None) -> None:
-        """Release what real-time decisions still hold (all, or those made before an iteration)."""
+        """Release what real-time decisions still hold (all, or those made before an iteration).
+
+        One conditional UPDATE claims the open holds (``WHERE open``) and returns what each held,
+        so a hold that a conversion settles at the same moment is released by neither twice.
+        """
         cond = [DecisionRow.campaign_id == cid, DecisionRow.source == "decide", DecisionRow.open.is_(True)]
         if before_iteration is not None:
             cond.append(DecisionRow.iteration < before_iteration)
-        total = conn.execute(
-            select(func.coalesce(func.sum(DecisionRow.held_micros), 0)).where(*cond)
-        ).scalar_one()
-        if total:
-            conn.execute(update(DecisionRow).where(*cond).values(held_micros=0, open=False))
-            conn.execute(
-                update(CampaignRow)
-                .where(CampaignRow.id == cid)
-                .values(decide_held_micros=CampaignRow.decide_held_micros - int(total))
+        claimed = conn.execute(
+            update(DecisionRow)
+            .where(*cond)
+            .values(held_micros=0, open=False)
+            .returning(DecisionRow.reserved_micros, DecisionRow.charged_micros)
+        ).all()
+        self._settle_decide_money(conn, cid, 0, sum(int(r - c) for r, c in claimed), "decide:expired")
+
+    @staticmethod
+    def _settle_decide_money(conn: Connection, cid: int, charge: int, release: int, ref: str) -> None:
+        """Move claimed real-time holds to spend (``charge``) or back to the budget (``release``),
+        with their ledger rows; the UPDATE refuses to take the held money below zero."""
+        if not charge and not release:
+            return
+        res = conn.execute(
+            update(CampaignRow)
+            .where(CampaignRow.id == cid, CampaignRow.decide_held_micros >= charge + release)
+            .values(
+                decide_spent_micros=CampaignRow.decide_spent_micros + charge,
+                decide_held_micros=CampaignRow.decide_held_micros - charge - release,
             )
-            conn.execute(
-                insert(LedgerRow).values(
-                    campaign_id=cid, kind="release", amount_micros=int(total), ref="decide:expired"
-                )
+        )
+        if res.rowcount != 1:  # pragma: no cover - the claims above make it impossible
+            raise ConflictError("real-time holds changed meanwhile; nothing was settled")
+        conn.execute(
+            insert(LedgerRow),
+            [
+                {"campaign_id": cid, "kind": kind, "amount_micros": amount, "ref": ref}
+                for kind, amount in (("charge", charge), ("release", release))
+                if amount
+            ],
+        )
+
+    def _claim_hold(self, conn: Connection, cid: int, decision_id: int, cost: int) -> tuple[int, str | None]:
+        """Settle one real-time decision's hold with a conversion costing ``cost``.
+
+        A single conditional UPDATE claims the hold only while it is open and holds at least the
+        cost, so parallel conversions of one decision settle it once.
+
+        Returns:
+            ``(released micro-dollars, None)`` when settled here, else ``(0, reason)`` (the reason
+            is ``None`` too for a free conversion of a hold already closed: nothing to settle).
+        """
+        got = conn.execute(
+            update(DecisionRow)
+            .where(
+                DecisionRow.campaign_id == cid,
+                DecisionRow.decision_id == decision_id,
+                DecisionRow.open.is_(True),
+                DecisionRow.held_micros >= cost,
             )
+            .values(held_micros=0, open=False, charged_micros=DecisionRow.charged_micros + cost)
+            .returning(DecisionRow.reserved_micros, DecisionRow.charged_micros)
+        ).first()
+        if got is not None:
+            return int(got[0] - got[1]), None
+        is_open = conn.execute(
+            select(DecisionRow.open).where(
+                DecisionRow.campaign_id == cid, DecisionRow.decision_id == decision_id
+            )
+        ).scalar()
+        if is_open:
+            return 0, f"offer cost ${cost / MICRO:,.2f} exceeds what decision {decision_id} holds"
+        if cost > 0:
+            return 0, f"decision {decision_id} already settled or expired"
+        return 0, None
 
     # -- events --------------------------------------------------------------------------------
     def ingest_events(self, owner_id: int, cid: int, events: list[EventIn]) -> EventsResult:
         """Store a batch of events: duplicates (by event id) change nothing; unknown decisions are
-        rejected item by item; events of real-time decisions settle their reservation now, those
-        of runner decisions are applied by the runner at its next iteration."""
+        rejected item by item; a conversion of a real-time decision settles its hold now (each
+        hold once, see :meth:`_claim_hold`); events of runner decisions are applied by the runner
+        at its next iteration, or at once when the campaign is not running (the answer then says
+        which of them the campaign rejected)."""
         accepted: list[str] = []
         duplicates: list[str] = []
         rejected: dict[str, str] = {}
+        settles = any(e.decision_id >= DECIDE_ID_BASE and e.kind == "converted" for e in events)
         with self.engine.begin() as conn:
-            r = conn.execute(
-                select(CampaignRow.decisions_done, CampaignRow.status).where(
-                    CampaignRow.id == cid, CampaignRow.owner_id == owner_id
-                )
-            ).first()
+            q = select(CampaignRow.decisions_done, CampaignRow.status).where(
+                CampaignRow.id == cid, CampaignRow.owner_id == owner_id
+            )
+            # Settling takes the campaign row first, as /decide and the runner's commit do (no deadlock).
+            r = conn.execute(q.with_for_update() if settles else q).first()
             if r is None:
                 raise NotFoundError(f"no campaign {cid}")
             decide_ids = sorted({e.decision_id for e in events if e.decision_id >= DECIDE_ID_BASE})
-            held: dict[int, tuple[int, bool]] = {}
+            known_decide: set[int] = set()
             for chunk in range(0, len(decide_ids), 500):
-                for did, h, is_open in conn.execute(
-                    select(DecisionRow.decision_id, DecisionRow.held_micros, DecisionRow.open).where(
-                        DecisionRow.campaign_id == cid,
-                        DecisionRow.decision_id.in_(decide_ids[chunk : chunk + 500]),
-                    )
-                ):
-                    held[int(did)] = (int(h), bool(is_open))
+                known_decide.update(
+                    conn.execute(
+                        select(DecisionRow.decision_id).where(
+                            DecisionRow.campaign_id == cid,
+                            DecisionRow.decision_id.in_(decide_ids[chunk : chunk + 500]),
+                        )
+                    ).scalars()
+                )
             rows: list[dict[str, Any]] = []
             in_batch: set[str] = set()
             for e in events:  # validation per item of one request, not a loop over customers
@@ -812,7 +887,7 @@ class Service:
                     duplicates.append(e.event_id)
                     continue
                 known = (
-                    e.decision_id in held
+                    e.decision_id in known_decide
                     if e.decision_id >= DECIDE_ID_BASE
                     else e.decision_id < r.decisions_done
                 )
@@ -834,81 +909,48 @@ class Service:
                 )
             # Duplicates are found by the insert itself (the unique constraint), not by a lookup first.
             new = _insert_new(conn, rows)
-            charge = release = 0
-            settled: list[int] = []
-            late: dict[str, str] = {}
+            fresh: list[EventIn] = []
             stored_before = in_batch - new  # ids the database already held
             for e in events:
                 if e.event_id in stored_before:
                     duplicates.append(e.event_id)
                     stored_before.discard(e.event_id)  # later repeats were reported in the first pass
-                    continue
-                if e.event_id not in new:
-                    continue
-                new.discard(e.event_id)
-                if e.decision_id >= DECIDE_ID_BASE and e.kind == "converted":
-                    h, is_open = held[e.decision_id]
-                    cost = micros(e.offer_cost)
-                    if not is_open and cost > 0:
-                        late[e.event_id] = f"decision {e.decision_id} already settled or expired"
-                    elif cost > h:
-                        late[e.event_id] = (
-                            f"offer cost ${e.offer_cost:,.2f} exceeds what decision {e.decision_id} holds"
-                        )
-                    else:
-                        charge += cost
-                        release += h - cost
-                        held[e.decision_id] = (0, False)
-                        if is_open:
-                            settled.append(e.decision_id)
-                if e.event_id not in late:
-                    accepted.append(e.event_id)
+                elif e.event_id in new:
+                    new.discard(e.event_id)
+                    fresh.append(e)
+            charge = release = 0
+            late: dict[str, str] = {}
+            conversions = [e for e in fresh if e.decision_id >= DECIDE_ID_BASE and e.kind == "converted"]
+            # In decision order (stable: a decision's first conversion wins), as every settler locks.
+            for e in sorted(conversions, key=lambda e: e.decision_id):
+                cost = micros(e.offer_cost)
+                freed, reason = self._claim_hold(conn, cid, e.decision_id, cost)
+                if reason is not None:
+                    late[e.event_id] = reason
+                elif freed or cost:
+                    charge, release = charge + cost, release + freed
             for event_id, reason in late.items():  # stored as rejected, with the reason
                 conn.execute(
                     update(EventRow)
                     .where(EventRow.campaign_id == cid, EventRow.event_id == event_id)
                     .values(status="rejected", reason=reason)
                 )
-            rejected.update(late)
-            if settled:
-                conn.execute(
-                    update(DecisionRow)
-                    .where(DecisionRow.campaign_id == cid, DecisionRow.decision_id.in_(settled))
-                    .values(held_micros=0, open=False)
-                )
-                conn.execute(
-                    update(CampaignRow)
-                    .where(CampaignRow.id == cid)
-                    .values(
-                        decide_spent_micros=CampaignRow.decide_spent_micros + charge,
-                        decide_held_micros=CampaignRow.decide_held_micros - charge - release,
-                    )
-                )
-                conn.execute(
-                    insert(LedgerRow),
-                    [
-                        {
-                            "campaign_id": cid,
-                            "kind": "charge",
-                            "amount_micros": charge,
-                            "ref": "decide:events",
-                        },
-                        {
-                            "campaign_id": cid,
-                            "kind": "release",
-                            "amount_micros": release,
-                            "ref": "decide:events",
-                        },
-                    ],
-                )
-        if r.status != "running" and any(row["decision_id"] < DECIDE_ID_BASE for row in rows):
-            self._apply_now(cid)  # no runner iteration will come to apply them
+            self._settle_decide_money(conn, cid, charge, release, "decide:events")
+        accepted = [e.event_id for e in fresh if e.event_id not in late]
+        rejected.update(late)
+        if r.status != "running" and any(e.decision_id < DECIDE_ID_BASE for e in fresh):
+            # No runner iteration will come to apply them: apply now and answer with the verdicts.
+            for event_id, reason in self._apply_now(cid).items():
+                if reason is not None and event_id in accepted:
+                    accepted.remove(event_id)
+                    rejected[event_id] = reason
         self.counters["events_accepted_total"] += len(accepted)
         self.counters["events_rejected_total"] += len(rejected)
         return EventsResult(accepted=accepted, duplicates=duplicates, rejected=rejected)
 
-    def _apply_now(self, cid: int) -> None:
-        """Apply the pending events of a campaign that is not running, under its lease."""
+    def _apply_now(self, cid: int) -> dict[str, str | None]:
+        """Apply the pending events of a campaign that is not running, under its lease; returns
+        the verdict per event id (``None``: applied)."""
         with self._leased(cid, wait=self.settings.lease_seconds + 5) as holder:
             with self.engine.connect() as conn:
                 r = _orm(conn).scalars(select(CampaignRow).where(CampaignRow.id == cid)).one()
@@ -917,8 +959,9 @@ class Service:
             camp = _load(blob)
             verdicts = _apply_events(camp, pending)
             with self.engine.begin() as conn:
-                self._commit_snapshot(conn, r, camp, holder)
+                self._commit_snapshot(conn, r, camp, holder, ref="events")
                 _write_verdicts(conn, cid, verdicts)
+        return verdicts
 
     def list_events(
         self, owner_id: int, cid: int, status: str | None, offset: int = 0, limit: int = 1000
@@ -990,7 +1033,6 @@ class Service:
             verdicts = _apply_events(camp, pending)
             camp.ledger.set_external(dollars(r.decide_spent_micros + r.decide_held_micros))
             n_log, n_alerts, n_audit = len(camp.log), len(camp.alerts), len(camp.audit_log)
-            spent0, reserved0 = micros(camp.ledger.spent), micros(camp.ledger.reserved)
             try:
                 rec = camp.tick()
             except Exception as err:  # a failing policy or channel must not loop the worker forever
@@ -999,7 +1041,7 @@ class Service:
             log = camp.log
             new = slice(n_log, len(log))
             with self.engine.begin() as conn:
-                self._commit_snapshot(conn, r, camp, me)
+                self._commit_snapshot(conn, r, camp, me, ref="iteration")
                 if len(log) > n_log:
                     names = np.asarray(camp.sim.arms.names, dtype=object)[log.arm[new]]
                     conn.execute(
@@ -1037,19 +1079,6 @@ class Service:
                             created_at=utcnow(),
                         )
                     )
-                reserve = int(np.ceil(log.reserved[new] * MICRO).sum()) if len(log) > n_log else 0
-                charge = micros(camp.ledger.spent) - spent0
-                movements = [("reserve", reserve), ("charge", charge)]
-                movements.append(
-                    ("release", max(reserved0 + reserve - charge - micros(camp.ledger.reserved), 0))
-                )
-                rows = [
-                    {"campaign_id": cid, "kind": k, "amount_micros": v, "ref": f"iteration:{camp.iterations}"}
-                    for k, v in movements
-                    if v
-                ]
-                if rows:
-                    conn.execute(insert(LedgerRow), rows)
                 _write_verdicts(conn, cid, verdicts)
                 for a in camp.alerts[n_alerts:]:
                     conn.execute(

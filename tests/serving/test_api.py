@@ -125,7 +125,8 @@ def test_campaign_runs_to_its_stop_within_budget(client: TestClient) -> None:
             {"event_id": "c", "decision_id": 0, "kind": "converted", "revenue": 10},
         ]
     }
-    assert client.post(f"/campaigns/{cid}/events", json=late, headers=h).json()["accepted"] == ["o", "c"]
+    answer = client.post(f"/campaigns/{cid}/events", json=late, headers=h).json()
+    assert answer["accepted"] == ["o"] and "window closed" in answer["rejected"]["c"]  # the truth at once
     rejected = client.get(f"/campaigns/{cid}/events?status=rejected", headers=h).json()
     assert [e["event_id"] for e in rejected] == ["c"] and "window closed" in rejected[0]["reason"]
     after = client.get(f"/campaigns/{cid}/report", headers=h).json()
