@@ -580,6 +580,35 @@ def keys_create(
     console.print(f"key for owner {owner!r}: store it now, it is not shown again", style="dim")
 
 
+@keys_app.command("list")
+def keys_list() -> None:
+    """List every key as JSON lines: id, owner, prefix, created_at, revoked_at (never the key)."""
+    from serving.service import Service
+    from serving.settings import settings_from_env
+
+    svc = Service(settings_from_env())
+    svc.migrate()
+    for row in svc.list_keys():
+        sys.stdout.write(json.dumps(row, default=str) + "\n")
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key_id: Annotated[int, typer.Argument(help="The key's id (see `keys list`).", min=1)],
+) -> None:
+    """Revoke a key: it stops working at once on every server sharing the database."""
+    from serving.service import Service, ServiceError
+    from serving.settings import settings_from_env
+
+    svc = Service(settings_from_env())
+    svc.migrate()
+    try:
+        svc.revoke_key(key_id)
+    except ServiceError as err:
+        raise _fail(err.message) from None
+    console.print(f"key {key_id} revoked", style="dim")
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address to bind (loopback by default).")] = "127.0.0.1",

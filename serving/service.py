@@ -20,7 +20,9 @@ webhook receiver sees the same idempotency keys again.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import ipaddress
 import json
 import os
 import pickle
@@ -37,6 +39,7 @@ from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import numpy as np
 from sqlalchemy import Engine, func, insert, or_, select, update
@@ -61,13 +64,19 @@ from serving.models import (
     Owner,
     utcnow,
 )
-from serving.schemas import CampaignCreate, CampaignUpdate, ChannelConfig, DecideOut, EventsResult
-from serving.settings import Settings
+from serving.schemas import (
+    CampaignCreate,
+    CampaignUpdate,
+    ChannelConfig,
+    DecideOut,
+    EventsResult,
+    check_policy_name,
+)
+from serving.settings import SECRET_ENV_PREFIX, Settings
 
 DECIDE_ID_BASE = 10**12
 """Real-time (``/decide``) decision ids start here; runner decisions count up from 0."""
 MICRO = 1_000_000
-KEY_CACHE_SECONDS = 60.0
 DECIDE_CACHE_CAMPAIGNS = 8
 """Campaigns whose policy a server keeps in memory for ``/decide`` (the most recently loaded)."""
 T = TypeVar("T")
@@ -83,13 +92,17 @@ def dollars(m: int) -> float:
 
 
 class ServiceError(Exception):
-    """A request the service refuses; ``status`` is the HTTP code, ``field`` the offending field."""
+    """A request the service refuses; ``status`` is the HTTP code, ``field`` the offending field,
+    ``retry_after`` the seconds after which trying again may succeed (429 and 503)."""
 
     status = 400
 
-    def __init__(self, message: str, field: list[str | int] | None = None) -> None:
+    def __init__(
+        self, message: str, field: list[str | int] | None = None, retry_after: float | None = None
+    ) -> None:
         super().__init__(message)
         self.message, self.field = message, field
+        self.retry_after = None if retry_after is None else max(1, int(np.ceil(retry_after)))
 
 
 class NotFoundError(ServiceError):
@@ -102,6 +115,24 @@ class ConflictError(ServiceError):
 
 class InvalidError(ServiceError):
     status = 422
+
+
+class RateLimitedError(ServiceError):
+    """A rate limit or quota is reached (429 with ``Retry-After``)."""
+
+    status = 429
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message, retry_after=retry_after)
+
+
+class BusyError(ServiceError):
+    """Expensive work is at its bound on this server (503 with ``Retry-After``)."""
+
+    status = 503
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message, retry_after=retry_after)
 
 
 def hash_key(key: str) -> str:
@@ -177,7 +208,36 @@ def _snapshot(conn: Connection, cid: int) -> bytes:
 
 
 def _dump(camp: Campaign) -> bytes:
-    return zlib.compress(pickle.dumps(camp, protocol=5), 1)
+    """The compressed snapshot; a webhook channel's secret is left out (see ``_attach_secret``)."""
+    channel = camp.channel
+    secret = channel.secret if isinstance(channel, WebhookChannel) else ""
+    if isinstance(channel, WebhookChannel):
+        channel.secret = ""
+    try:
+        return zlib.compress(pickle.dumps(camp, protocol=5), 1)
+    finally:
+        if isinstance(channel, WebhookChannel):
+            channel.secret = secret
+
+
+CHANNEL_FAILED = (
+    "the channel did not take the batch (no connection, timeout or an error answer); "
+    "the campaign is paused and resume redelivers it"
+)
+"""What an owner is told of a failed delivery: never the connection error itself, which would
+let a campaign probe the network the server sees."""
+
+
+def _generic_channel_errors(camp: Campaign, n_audit: int, n_alerts: int) -> None:
+    """Replace the text of the channel failures recorded since ``n_audit``/``n_alerts``."""
+    camp.audit_log[n_audit:] = [
+        dataclasses.replace(a, reason=CHANNEL_FAILED) if a.action == "channel_failed" else a
+        for a in camp.audit_log[n_audit:]
+    ]
+    camp.alerts[n_alerts:] = [
+        dataclasses.replace(a, message=CHANNEL_FAILED) if a.kind == "channel_failed" else a
+        for a in camp.alerts[n_alerts:]
+    ]
 
 
 def _load(blob: bytes) -> Campaign:
@@ -200,7 +260,7 @@ class Service:
         self.worker_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._decide_cache: dict[int, tuple[int, Campaign, threading.Lock]] = {}
         self._cache_lock = threading.Lock()
-        self._key_cache: dict[str, tuple[int, float]] = {}
+        self._heavy = threading.BoundedSemaphore(max(settings.heavy_workers, 1))
         self._batcher: _DecideBatcher | None = None
         self.counters: dict[str, float] = {
             "decisions_total": 0,
@@ -237,24 +297,57 @@ class Service:
         return key
 
     def authenticate(self, key: str) -> int | None:
-        """The owner id of an API key, or ``None``. Known keys are remembered for
-        :data:`KEY_CACHE_SECONDS` (keys are never deleted, so only a new key can be missing)."""
-        digest = hash_key(key)
-        hit = self._key_cache.get(digest)
-        if hit is not None and hit[1] > time.monotonic():
-            return hit[0]
+        """The owner id of an API key that is not revoked, or ``None``.
+
+        One indexed lookup per request and no cache, so a key revoked by any process (``campaign-opt
+        keys revoke``) stops working on every server at once."""
         with self.engine.connect() as conn:
-            owner = conn.execute(select(ApiKey.owner_id).where(ApiKey.key_hash == digest)).scalar()
-        if owner is not None:
-            if len(self._key_cache) > 10_000:
-                self._key_cache.clear()
-            self._key_cache[digest] = (int(owner), time.monotonic() + KEY_CACHE_SECONDS)
-        return owner
+            owner = conn.execute(
+                select(ApiKey.owner_id).where(ApiKey.key_hash == hash_key(key), ApiKey.revoked_at.is_(None))
+            ).scalar()
+        return None if owner is None else int(owner)
+
+    def list_keys(self) -> list[dict[str, Any]]:
+        """Every key: its id, owner, prefix (the key's first characters), creation and revocation."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(ApiKey.id, Owner.name, ApiKey.prefix, ApiKey.created_at, ApiKey.revoked_at)
+                .join(Owner, Owner.id == ApiKey.owner_id)
+                .order_by(ApiKey.id)
+            ).all()
+        return [
+            {"id": i, "owner": o, "prefix": p, "created_at": c, "revoked_at": rv} for i, o, p, c, rv in rows
+        ]
+
+    def revoke_key(self, key_id: int) -> None:
+        """Revoke a key by its id (``list_keys``); it stops working at once on every server.
+
+        Raises:
+            NotFoundError: no such key, or it is already revoked.
+        """
+        with self.engine.begin() as conn:
+            res = conn.execute(
+                update(ApiKey)
+                .where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None))
+                .values(revoked_at=utcnow())
+            )
+        if res.rowcount != 1:
+            raise NotFoundError(f"no active key with id {key_id}")
+
+    @contextmanager
+    def _heavy_work(self) -> Iterator[None]:
+        """Hold one of the server's few slots for expensive work, or refuse with a 503."""
+        if not self._heavy.acquire(timeout=self.settings.heavy_wait_seconds):
+            raise BusyError("the server is busy with other expensive requests; try again shortly", 5)
+        try:
+            yield
+        finally:
+            self._heavy.release()
 
     # -- creating a campaign -------------------------------------------------------------------
     def _build(self, body: CampaignCreate, campaign_id: int) -> Campaign:
         """The agent campaign for a request; :class:`InvalidError` names the field on any mistake."""
-        from policies import UnknownPolicyError, load_policy, make_policy
+        from policies import UnknownPolicyError
         from simulators import ScenarioError, Simulator, builtin_scenarios, load_scenario
 
         if body.scenario not in builtin_scenarios():
@@ -280,19 +373,7 @@ class Service:
             raise InvalidError(str(err), ["body"]) from None
         sim = Simulator(sc, n_customers=body.n_customers) if body.n_customers else Simulator(sc)
         try:
-            if body.policy.startswith("saved:"):
-                folder = self.settings.data_dir / "policies" / body.policy.removeprefix("saved:")
-                if not (folder / "policy.json").is_file():
-                    raise InvalidError(
-                        f"no saved policy {body.policy!r} (GET /policies lists them)", ["policy"]
-                    )
-                policy = load_policy(folder, sim)
-            elif body.policy.startswith("models:/"):
-                from serving.registry import resolve_policy
-
-                policy = resolve_policy(body.policy, sim, seed=body.seed)
-            else:
-                policy = make_policy(body.policy, sim, seed=body.seed)
+            policy = self._policy(body.policy, sim, body.seed)
         except UnknownPolicyError as err:
             raise InvalidError(str(err), ["policy"]) from None
         channel = self._channel(body.channel, sim, campaign_id)
@@ -309,19 +390,97 @@ class Service:
         except CampaignError as err:
             raise InvalidError(str(err), ["body"]) from None
 
+    def _policy(self, name: str, sim: Any, seed: int) -> Any:
+        """The policy a request names (already syntax-checked by the schema): a built-in, a saved
+        folder inside the server's policies folder, or a registered model; nothing else is loaded.
+
+        Raises:
+            UnknownPolicyError: no such policy, or a name that would leave the policies folder.
+        """
+        from policies import UnknownPolicyError, load_policy, make_policy
+
+        if name.startswith("saved:"):
+            root = (self.settings.data_dir / "policies").resolve()
+            folder = (root / check_policy_name(name).removeprefix("saved:")).resolve()
+            if folder.parent != root or not (folder / "policy.json").is_file():
+                raise UnknownPolicyError(f"no saved policy {name!r} (GET /policies lists them)")
+            return load_policy(folder, sim)
+        if name.startswith("models:/"):
+            from serving.registry import resolve_policy
+
+            return resolve_policy(name, sim, seed=seed)
+        return make_policy(check_policy_name(name), sim, seed=seed)
+
+    def check_webhook_url(self, url: str) -> None:
+        """Refuse a webhook URL the configuration does not allow: its scheme, its host (when an
+        allow-list is set), and any address it resolves to that is not public (unless allowed).
+
+        Raises:
+            InvalidError: the URL is not allowed (the message says what, never why a connection failed).
+        """
+        cfg, field = self.settings, ["channel", "url"]
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+        if parts.scheme not in cfg.webhook_schemes:
+            raise InvalidError(f"webhook url scheme must be one of {list(cfg.webhook_schemes)}", field)
+        if not host or parts.username or parts.password:
+            raise InvalidError("webhook url needs a host and no credentials", field)
+        if cfg.webhook_hosts and host not in cfg.webhook_hosts:
+            raise InvalidError("webhook host is not in the server's allow-list", field)
+        try:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+            infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
+        except (OSError, ValueError, UnicodeError):
+            raise InvalidError("webhook host cannot be resolved", field) from None
+        if not cfg.webhook_allow_private:
+            for info in infos:
+                if not ipaddress.ip_address(str(info[4][0]).split("%")[0]).is_global:
+                    raise InvalidError("webhook host must resolve to public addresses only", field)
+
+    def _webhook_secret(self, ref: str) -> str:
+        secret = self.settings.webhook_secrets.get(ref)
+        if not secret:
+            raise InvalidError(
+                f"no webhook secret {ref!r} is configured on the server ({SECRET_ENV_PREFIX}{ref})",
+                ["channel", "secret_ref"],
+            )
+        return secret
+
     def _channel(self, cfg: ChannelConfig, sim: Any, campaign_id: int) -> Channel:
         if cfg.type == "webhook":
-            assert cfg.url and cfg.secret  # checked by the schema
-            return WebhookChannel(cfg.url, cfg.secret, sim.arms)
+            assert cfg.url and cfg.secret_ref  # checked by the schema
+            self.check_webhook_url(cfg.url)
+            return WebhookChannel(cfg.url, self._webhook_secret(cfg.secret_ref), sim.arms)
         if cfg.type == "file":
             folder = self.settings.data_dir / "exports" / f"campaign-{campaign_id}"
             return FileChannel(folder, sim.arms, fmt=cfg.format)
         return SimulatedChannel(sim)
 
+    def _attach_secret(self, camp: Campaign, r: CampaignRow) -> None:
+        """Give a loaded webhook channel its secret (snapshots never hold it) after checking its
+        URL again (a host may resolve elsewhere by now)."""
+        if isinstance(camp.channel, WebhookChannel):
+            cfg = ChannelConfig.model_validate(json.loads(r.request_json)["channel"])
+            assert cfg.url and cfg.secret_ref
+            self.check_webhook_url(cfg.url)
+            camp.channel.secret = self._webhook_secret(cfg.secret_ref)
+
     def create_campaign(self, owner_id: int, body: CampaignCreate) -> dict[str, Any]:
+        """Create a campaign (``ready``); refused beyond the owner's quota of active campaigns."""
         request = body.model_dump(mode="json")
-        request["channel"].pop("secret", None)
-        with self.engine.begin() as conn:
+        with self.engine.connect() as conn:
+            active = conn.execute(
+                select(func.count()).where(
+                    CampaignRow.owner_id == owner_id, CampaignRow.status.in_(("ready", "running", "paused"))
+                )
+            ).scalar_one()
+        if active >= self.settings.max_active_campaigns:
+            raise RateLimitedError(
+                f"quota: at most {self.settings.max_active_campaigns} campaigns ready, running or paused "
+                "per owner; cancel or finish one first",
+                retry_after=60,
+            )
+        with self._heavy_work(), self.engine.begin() as conn:
             cid = conn.execute(
                 insert(CampaignRow)
                 .values(
@@ -453,13 +612,16 @@ class Service:
         return path
 
     def forecast(self, owner_id: int, cid: int, runs: int) -> dict[str, Any]:
+        """Simulated campaigns before launch, on one of the server's few slots for expensive work."""
         with self.engine.connect() as conn:
-            self._orm(conn, owner_id, cid)
-            camp = _load(_snapshot(conn, cid))
-        try:
-            return asdict(camp.forecast(runs=runs))
-        except CampaignError as err:
-            raise ConflictError(str(err)) from None
+            if self._orm(conn, owner_id, cid).status != "ready":
+                raise ConflictError("forecast is available before launch only (status 'ready')")
+            blob = _snapshot(conn, cid)
+        with self._heavy_work():
+            try:
+                return asdict(_load(blob).forecast(runs=runs))
+            except CampaignError as err:
+                raise ConflictError(str(err)) from None
 
     # -- changing the snapshot under the lease -------------------------------------------------
     def _claim(self, cid: int, holder: str, statuses: tuple[str, ...] | None = None) -> bool:
@@ -1030,6 +1192,11 @@ class Service:
             camp = _load(blob)
             if camp.status != "running":  # the row says running; trust the snapshot's own state
                 return False
+            try:
+                self._attach_secret(camp, r)
+            except InvalidError as err:
+                self._pause_on_error(r, me, f"webhook channel: {err.message}")
+                return False
             verdicts = _apply_events(camp, pending)
             camp.ledger.set_external(dollars(r.decide_spent_micros + r.decide_held_micros))
             n_log, n_alerts, n_audit = len(camp.log), len(camp.alerts), len(camp.audit_log)
@@ -1038,6 +1205,7 @@ class Service:
             except Exception as err:  # a failing policy or channel must not loop the worker forever
                 self._pause_on_error(r, me, f"{type(err).__name__}: {err}")
                 return False
+            _generic_channel_errors(camp, n_audit, n_alerts)
             log = camp.log
             new = slice(n_log, len(log))
             with self.engine.begin() as conn:

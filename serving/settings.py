@@ -3,20 +3,36 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+
+SECRET_ENV_PREFIX = "CAMPAIGN_OPT_WEBHOOK_SECRET_"
+"""``CAMPAIGN_OPT_WEBHOOK_SECRET_<REF>`` holds the webhook signing secret named ``REF`` in requests."""
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Where the server keeps its state.
+    """Where the server keeps its state, and its limits.
 
     Attributes:
         database_url: SQLAlchemy URL (SQLite file by default; ``postgresql+psycopg://...`` for PostgreSQL).
-        data_dir: folder for the SQLite file and report plots.
+        data_dir: folder for the SQLite file, report plots and saved policies (``policies/NAME``).
         run_worker: start the background live runner thread with the app.
         lease_seconds: how long a worker holds a campaign before another may claim it.
         poll_seconds: how long the worker sleeps when no campaign is due.
+        rate_per_second: requests per second per API key (per server process), refilled steadily.
+        rate_burst: requests a key may make at once before the rate applies.
+        max_active_campaigns: quota of campaigns per owner that are ready, running or paused.
+        heavy_workers: forecasts and campaign creations (the expensive requests) one server
+            process runs at the same time; more wait up to ``heavy_wait_seconds``, then get a 503.
+        heavy_wait_seconds: how long an expensive request waits for a free worker.
+        webhook_schemes: URL schemes a webhook channel may use.
+        webhook_hosts: host names a webhook channel may use; empty: any host.
+        webhook_allow_private: allow webhook hosts that resolve to private, loopback or link-local
+            addresses (off by default: a campaign must not reach into the server's network).
+        webhook_secrets: signing secrets by the name requests give as ``channel.secret_ref``.
+        metrics_token: bearer token for ``/metrics``; ``None``: any valid API key.
     """
 
     database_url: str = "sqlite:///data/campaign-opt.db"
@@ -24,17 +40,50 @@ class Settings:
     run_worker: bool = True
     lease_seconds: float = 30.0
     poll_seconds: float = 0.2
+    rate_per_second: float = 50.0
+    rate_burst: int = 200
+    max_active_campaigns: int = 50
+    heavy_workers: int = 1
+    heavy_wait_seconds: float = 10.0
+    webhook_schemes: tuple[str, ...] = ("https",)
+    webhook_hosts: tuple[str, ...] = ()
+    webhook_allow_private: bool = False
+    webhook_secrets: Mapping[str, str] = field(default_factory=dict)
+    metrics_token: str | None = None
+
+
+def _words(name: str, default: str) -> tuple[str, ...]:
+    return tuple(w.strip().lower() for w in os.environ.get(name, default).split(",") if w.strip())
 
 
 def settings_from_env() -> Settings:
-    """Settings from ``DATABASE_URL``, ``DATA_DIR`` and ``CAMPAIGN_OPT_WORKER`` (``0``: no runner)."""
-    data_dir = Path(os.environ.get("DATA_DIR", "data"))
-    url = os.environ.get("DATABASE_URL", f"sqlite:///{data_dir / 'campaign-opt.db'}")
+    """Settings from the environment: ``DATABASE_URL``, ``DATA_DIR``, ``CAMPAIGN_OPT_WORKER``
+    (``0``: no runner), ``CAMPAIGN_OPT_LEASE_SECONDS``, ``CAMPAIGN_OPT_RATE_PER_SECOND``,
+    ``CAMPAIGN_OPT_RATE_BURST``, ``CAMPAIGN_OPT_MAX_ACTIVE_CAMPAIGNS``, ``CAMPAIGN_OPT_HEAVY_WORKERS``,
+    ``CAMPAIGN_OPT_WEBHOOK_SCHEMES`` and ``CAMPAIGN_OPT_WEBHOOK_HOSTS`` (comma-separated),
+    ``CAMPAIGN_OPT_WEBHOOK_ALLOW_PRIVATE`` (``1``), ``CAMPAIGN_OPT_WEBHOOK_SECRET_<REF>`` and
+    ``CAMPAIGN_OPT_METRICS_TOKEN``."""
+    env = os.environ
+    data_dir = Path(env.get("DATA_DIR", "data"))
+    url = env.get("DATABASE_URL", f"sqlite:///{data_dir / 'campaign-opt.db'}")
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     return Settings(
         database_url=url,
         data_dir=data_dir,
-        run_worker=os.environ.get("CAMPAIGN_OPT_WORKER", "1") != "0",
-        lease_seconds=float(os.environ.get("CAMPAIGN_OPT_LEASE_SECONDS", "30")),
+        run_worker=env.get("CAMPAIGN_OPT_WORKER", "1") != "0",
+        lease_seconds=float(env.get("CAMPAIGN_OPT_LEASE_SECONDS", "30")),
+        rate_per_second=float(env.get("CAMPAIGN_OPT_RATE_PER_SECOND", "50")),
+        rate_burst=int(env.get("CAMPAIGN_OPT_RATE_BURST", "200")),
+        max_active_campaigns=int(env.get("CAMPAIGN_OPT_MAX_ACTIVE_CAMPAIGNS", "50")),
+        heavy_workers=int(env.get("CAMPAIGN_OPT_HEAVY_WORKERS", "1")),
+        webhook_schemes=_words("CAMPAIGN_OPT_WEBHOOK_SCHEMES", "https"),
+        webhook_hosts=_words("CAMPAIGN_OPT_WEBHOOK_HOSTS", ""),
+        webhook_allow_private=env.get("CAMPAIGN_OPT_WEBHOOK_ALLOW_PRIVATE", "0") == "1",
+        webhook_secrets={
+            k.removeprefix(SECRET_ENV_PREFIX): v
+            for k, v in env.items()
+            if k.startswith(SECRET_ENV_PREFIX) and v
+        },
+        metrics_token=env.get("CAMPAIGN_OPT_METRICS_TOKEN") or None,
     )

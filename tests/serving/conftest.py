@@ -63,7 +63,14 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 @pytest.fixture
 def settings(db_url: str, tmp_path: Path) -> Settings:
-    return Settings(database_url=db_url, data_dir=tmp_path / "data", run_worker=False, lease_seconds=5.0)
+    return Settings(
+        database_url=db_url,
+        data_dir=tmp_path / "data",
+        run_worker=False,
+        lease_seconds=5.0,
+        rate_per_second=1000.0,
+        rate_burst=1000,
+    )
 
 
 @pytest.fixture

@@ -51,7 +51,7 @@ def test_validation_errors_name_the_field(client: TestClient) -> None:
         ({"budget": 0}, "budget"),
         ({"colour": "red"}, "colour"),
         ({"allowed_arms": ["pigeon/x/none"]}, "body"),
-        ({"channel": {"type": "webhook", "url": "http://127.0.0.1:9/x"}}, "channel"),
+        ({"channel": {"type": "webhook", "url": "https://example.com/x"}}, "channel"),
         ({"holdout": 0.9}, "holdout"),
     ]
     for over, field in cases:
@@ -221,7 +221,8 @@ def test_policies_and_metrics(client: TestClient) -> None:
     assert "budgeted_ts" in pol["builtin"] and pol["saved"] == []
     spec = client.get("/openapi.json").json()
     assert "/campaigns/{cid}/decide" in spec["paths"] and client.get("/docs").status_code == 200
-    text = client.get("/metrics").text
+    assert client.get("/metrics").status_code == 401  # every owner's counts: not for anyone
+    text = client.get("/metrics", headers=h).text
     assert "campaign_opt_http_request_seconds_bucket" in text and "campaign_opt_decide_requests" in text
 
 

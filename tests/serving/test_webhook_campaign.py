@@ -3,24 +3,55 @@ each decision reaches the receiver once, and the sender's conversions come back 
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import zlib
+from collections.abc import Iterator
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from serving.app import create_app
+from serving.models import CampaignRow, CampaignState
+from serving.settings import Settings
 
 from tests.serving.conftest import SMALL, auth, run_all
 from tests.webhook import SECRET, Receiver
 
 
-def test_webhook_campaign_end_to_end(client: TestClient, receiver: tuple[Receiver, str]) -> None:
+@pytest.fixture
+def webhook_client(settings: Settings) -> Iterator[TestClient]:
+    """A server that may post to 127.0.0.1 over http (refused by default) and knows the secret."""
+    opted_in = dataclasses.replace(
+        settings,
+        webhook_schemes=("http", "https"),
+        webhook_allow_private=True,
+        webhook_secrets={"receiver": SECRET},
+    )
+    app = create_app(opted_in)
+    with TestClient(app) as c:
+        yield c
+    app.state.service.engine.dispose()
+
+
+def test_webhook_campaign_end_to_end(webhook_client: TestClient, receiver: tuple[Receiver, str]) -> None:
+    client = webhook_client
     rec, url = receiver
     h = auth(client)
-    body = {**SMALL, "max_iterations": 3, "channel": {"type": "webhook", "url": url, "secret": SECRET}}
+    channel = {"type": "webhook", "url": url, "secret_ref": "receiver"}
+    body = {**SMALL, "max_iterations": 3, "channel": channel}
     r = client.post("/campaigns", json=body, headers=h)
     assert r.status_code == 201, r.text
     c = r.json()
-    assert c["channel"] == "webhook" and "secret" not in json.dumps(c)  # the secret is never shown
+    assert c["channel"] == "webhook" and SECRET not in json.dumps(c)  # the secret is never shown
     cid = c["id"]
+    engine = client.app.state.service.engine  # type: ignore[attr-defined]
+    with engine.connect() as conn:  # nor stored: not in the request, not in the snapshot
+        stored = conn.execute(select(CampaignRow.request_json)).scalar_one()
+        blob = conn.execute(select(CampaignState.snapshot)).scalar_one()
+    assert SECRET not in stored and SECRET.encode() not in zlib.decompress(blob)
     client.post(f"/campaigns/{cid}/start", headers=h)
     client.app.state.runner.run_pending()  # type: ignore[attr-defined]  # iteration 0: one batch
     first = sorted(rec.sent)
