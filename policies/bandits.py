@@ -216,6 +216,8 @@ class ContextFreePolicy(LearningPolicy):
         delay_correction: bool = True,
     ) -> None:
         super().__init__(seed, delay_correction)
+        if not (prior_alpha > 0 and prior_beta > 0):
+            raise ValueError(f"prior_alpha and prior_beta must be positive, got {prior_alpha}, {prior_beta}")
         self.prior_alpha = prior_alpha
         self.prior_beta = prior_beta
         self.stats: ArmStats | None = None
@@ -344,6 +346,8 @@ class UCBPolicy(ContextFreePolicy):
         delay_correction: bool = True,
     ) -> None:
         super().__init__(prior_alpha, prior_beta, seed, delay_correction)
+        if not alpha >= 0:
+            raise ValueError(f"alpha must be at least 0, got {alpha}")
         self.alpha = alpha
 
     def config(self) -> dict[str, Any]:
@@ -438,6 +442,8 @@ class ThompsonPolicy(ContextFreePolicy):
         delay_correction: bool = True,
     ) -> None:
         super().__init__(prior_alpha, prior_beta, seed, delay_correction)
+        if pscore_samples < 1:
+            raise ValueError(f"pscore_samples must be at least 1, got {pscore_samples}")
         self.pscore_samples = pscore_samples
 
     def config(self) -> dict[str, Any]:

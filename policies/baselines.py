@@ -79,6 +79,8 @@ class OraclePolicy(Policy):
         seed: int | None = None,
     ) -> None:
         super().__init__(seed)
+        if not pace > 0:
+            raise ValueError(f"pace must be positive, got {pace}")
         self.simulator = simulator
         self.pace = pace
         self.reserve_aware = reserve_aware

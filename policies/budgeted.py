@@ -105,6 +105,11 @@ class BudgetedTSPolicy(ContextualPolicy):
         )
         if sampling not in ("batch", "cell"):
             raise ValueError(f"sampling must be batch or cell, got {sampling!r}")
+        if not (pace > 0 and explore >= 0 and price_cap > 0 and wave_reserve >= 0) or pscore_samples < 1:
+            raise ValueError(
+                "pace and price_cap must be positive, explore and wave_reserve at least 0, pscore_samples "
+                f"at least 1; got {pace}, {price_cap}, {explore}, {wave_reserve}, {pscore_samples}"
+            )
         self.pace = pace
         self.explore = explore
         self.sampling: Sampling = sampling

@@ -377,6 +377,11 @@ class ContextualPolicy(LearningPolicy):
         delay_correction: bool = True,
     ) -> None:
         super().__init__(seed, delay_correction)
+        if not (ridge > 0 and arm_ridge > 0 and 0 <= prior_rate <= 1):
+            raise ValueError(
+                "ridge and arm_ridge must be positive and prior_rate in [0, 1], "
+                f"got {ridge}, {arm_ridge}, {prior_rate}"
+            )
         self.history: CustomerHistory | None = CustomerHistory() if history else None
         self.interactions = interactions
         self.crossed = parse_interactions(interactions)
@@ -558,6 +563,8 @@ class LinUCBPolicy(ContextualPolicy):
             seed=seed,
             delay_correction=delay_correction,
         )
+        if not alpha >= 0:
+            raise ValueError(f"alpha must be at least 0, got {alpha}")
         self.alpha = alpha
 
     def config(self) -> dict[str, Any]:
@@ -613,6 +620,10 @@ class LinTSPolicy(ContextualPolicy):
             seed=seed,
             delay_correction=delay_correction,
         )
+        if not explore >= 0 or pscore_samples < 1:
+            raise ValueError(
+                f"explore must be at least 0 and pscore_samples at least 1, got {explore}, {pscore_samples}"
+            )
         self.explore = explore
         self.pscore_samples = pscore_samples
 

@@ -65,6 +65,11 @@ class ExploreThenCommitPolicy(LearningPolicy):
         super().__init__(seed, delay_correction)
         if not 0.0 < test_share <= 1.0:
             raise ValueError(f"test_share must be in (0, 1], got {test_share}")
+        if not (0.0 < test_budget <= 1.0 and shrinkage >= 0) or test_iterations < 1:
+            raise ValueError(
+                "test_budget must be in (0, 1], shrinkage at least 0 and test_iterations at least 1; "
+                f"got {test_budget}, {shrinkage}, {test_iterations}"
+            )
         if criterion not in ("cost_per_goal", "rate", "feasible"):
             raise ValueError(f"criterion must be cost_per_goal, rate or feasible, got {criterion!r}")
         self.test_share = test_share

@@ -362,6 +362,8 @@ class SB3Policy(Policy):
         population_scaled: bool = True,
     ) -> None:
         super().__init__(seed)
+        if not 0 <= fatigue_decay <= 1:
+            raise ValueError(f"fatigue_decay must be in [0, 1], got {fatigue_decay}")
         self.model_path = str(model_path)
         self.deterministic = bool(deterministic)
         self.volume_levels = tuple(float(v) for v in volume_levels)
