@@ -189,6 +189,14 @@ class MoneyPublic(BaseModel):
     available: float
 
 
+class GoalPublic(BaseModel):
+    """A campaign's goal as stored; ``target`` is ``None`` if what is stored is not a finite
+    number (possible only for campaigns created before the API refused them)."""
+
+    metric: str
+    target: float | None
+
+
 class CampaignPublic(BaseModel):
     """A campaign as the API shows it."""
 
@@ -198,7 +206,7 @@ class CampaignPublic(BaseModel):
     stop_reason: str | None
     scenario: str
     policy: str
-    goal: AgentGoal
+    goal: GoalPublic
     money: MoneyPublic
     iterations: int
     goal_progress: float

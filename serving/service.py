@@ -240,6 +240,14 @@ def _generic_channel_errors(camp: Campaign, n_audit: int, n_alerts: int) -> None
     ]
 
 
+def _goal_public(goal: Any) -> dict[str, Any]:
+    """The stored goal as shown: a target that is not a finite number is shown as ``None``."""
+    goal = goal if isinstance(goal, dict) else {}
+    target = goal.get("target")
+    finite = isinstance(target, int | float) and np.isfinite(target)
+    return {"metric": str(goal.get("metric", "conversions")), "target": float(target) if finite else None}
+
+
 def _load(blob: bytes) -> Campaign:
     # Snapshots are written only by this service into its own database: trusted input.
     camp: Campaign = pickle.loads(zlib.decompress(blob))
@@ -535,7 +543,7 @@ class Service:
             "stop_reason": r.stop_reason,
             "scenario": req["scenario"],
             "policy": req["policy"],
-            "goal": spec.get("goal", {"target": 1}),
+            "goal": _goal_public(spec.get("goal")),
             "money": self._money(r),
             "iterations": r.iterations_done,
             "goal_progress": r.goal_progress,

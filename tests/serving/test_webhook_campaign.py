@@ -16,7 +16,6 @@ from sqlalchemy import select
 from serving.app import create_app
 from serving.models import CampaignRow, CampaignState
 from serving.settings import Settings
-
 from tests.serving.conftest import SMALL, auth, run_all
 from tests.webhook import SECRET, Receiver
 
