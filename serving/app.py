@@ -15,8 +15,10 @@ from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi import Path as PathParam
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.status import HTTP_401_UNAUTHORIZED
 
 from serving.schemas import (
@@ -144,6 +146,13 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
             for e in err.errors()
         ]
         return JSONResponse({"detail": detail}, 422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, err: StarletteHTTPException) -> Any:
+        if err.status_code == 400:  # a body that cannot be read as JSON: an invalid body like any other
+            msg = "the body is not valid JSON (UTF-8)"
+            return JSONResponse({"detail": [{"loc": ["body"], "msg": msg, "type": "json_invalid"}]}, 422)
+        return await http_exception_handler(request, err)
 
     @app.exception_handler(ServiceError)
     async def _service_error(request: Request, err: ServiceError) -> JSONResponse:

@@ -37,6 +37,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import asdict
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -238,6 +239,11 @@ def _generic_channel_errors(camp: Campaign, n_audit: int, n_alerts: int) -> None
         dataclasses.replace(a, message=CHANNEL_FAILED) if a.kind == "channel_failed" else a
         for a in camp.alerts[n_alerts:]
     ]
+
+
+def _aware(at: datetime) -> datetime:
+    """A stored time as UTC with its offset (SQLite gives times back without one)."""
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
 def _goal_public(goal: Any) -> dict[str, Any]:
@@ -548,8 +554,8 @@ class Service:
             "iterations": r.iterations_done,
             "goal_progress": r.goal_progress,
             "conversions": r.conversions,
-            "created_at": r.created_at,
-            "updated_at": r.updated_at,
+            "created_at": _aware(r.created_at),
+            "updated_at": _aware(r.updated_at),
             "spec": spec,
             "channel": req["channel"]["type"],
         }
@@ -815,7 +821,12 @@ class Service:
                 select(AuditRow).where(AuditRow.campaign_id == cid).order_by(AuditRow.id)
             )
             return [
-                {"action": a.action, "reason": a.reason, "changes": json.loads(a.changes_json), "at": a.at}
+                {
+                    "action": a.action,
+                    "reason": a.reason,
+                    "changes": json.loads(a.changes_json),
+                    "at": _aware(a.at),
+                }
                 for a in rows
             ]
 
@@ -1157,7 +1168,7 @@ class Service:
                     "offer_cost": e.offer_cost,
                     "status": e.status,
                     "reason": e.reason,
-                    "created_at": e.created_at,
+                    "created_at": _aware(e.created_at),
                 }
                 for e in _orm(conn).scalars(q)
             ]
@@ -1318,7 +1329,13 @@ class Service:
                 select(AlertRow).where(AlertRow.campaign_id == cid).order_by(AlertRow.id)
             )
             return [
-                {"kind": a.kind, "iteration": a.iteration, "value": a.value, "message": a.message, "at": a.at}
+                {
+                    "kind": a.kind,
+                    "iteration": a.iteration,
+                    "value": a.value,
+                    "message": a.message,
+                    "at": _aware(a.at),
+                }
                 for a in rows
             ]
 
