@@ -33,7 +33,7 @@ import threading
 import time
 import uuid
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -432,7 +432,8 @@ class Service:
         Raises:
             InvalidError: the URL is not allowed (the message says what, never why a connection failed).
         """
-        cfg, field = self.settings, ["channel", "url"]
+        cfg = self.settings
+        field: list[str | int] = ["channel", "url"]
         parts = urlsplit(url)
         host = (parts.hostname or "").lower()
         if parts.scheme not in cfg.webhook_schemes:
@@ -1032,7 +1033,7 @@ class Service:
         return 0, None
 
     # -- events --------------------------------------------------------------------------------
-    def ingest_events(self, owner_id: int, cid: int, events: list[EventIn]) -> EventsResult:
+    def ingest_events(self, owner_id: int, cid: int, events: Sequence[EventIn]) -> EventsResult:
         """Store a batch of events: duplicates (by event id) change nothing; unknown decisions are
         rejected item by item; a conversion of a real-time decision settles its hold now (each
         hold once, see :meth:`_claim_hold`); events of runner decisions are applied by the runner
