@@ -72,6 +72,26 @@ class Forecast:
     spend_median: float
 
 
+@dataclass(frozen=True)
+class ExternalContacts:
+    """Contacts made outside the loop (the API's real-time decisions), for the loop's caps.
+
+    Attributes:
+        customers: ``(k,)`` the customer of each contact.
+        times: ``(k,)`` the campaign clock (:attr:`Campaign.t`) at each contact.
+        committed: ``(k,)`` dollars each contact spent plus still holds.
+        channel_committed: ``(n_channels,)`` dollars spent plus held by every external contact,
+            by channel (``customers`` may list only the customers about to be decided).
+        opted_out: ``(m, 2)`` ``(customer, channel)`` pairs that unsubscribed.
+    """
+
+    customers: NDArray[np.int64]
+    times: NDArray[np.int64]
+    committed: FloatArray
+    channel_committed: FloatArray
+    opted_out: NDArray[np.int64]
+
+
 class CampaignError(ValueError):
     """A campaign that cannot run as specified (message says what to change)."""
 
@@ -89,6 +109,10 @@ class Campaign:
         channel: where the decisions go (:mod:`agent.channels`); default: the simulator.
         campaign_id: names the batches handed to the channel (default: ``scenario_name``).
     """
+
+    _external: ExternalContacts | None = None
+    """Contacts made outside the loop (see :meth:`set_external_contacts`); a class default, so
+    campaigns pickled before it existed load unchanged."""
 
     def __init__(
         self,
@@ -389,30 +413,45 @@ class Campaign:
         return self._events[0] if self._events else EventBatch.empty()
 
     # -- caps ----------------------------------------------------------------------------------
+    def set_external_contacts(self, contacts: ExternalContacts | None) -> None:
+        """Count contacts made outside the loop (the API's real-time decisions) toward every cap
+        from now on: frequency cap, per-customer cost cap, channel budgets and opt-outs. Each
+        call replaces the previous set; ``None`` forgets it."""
+        self._external = contacts
+
     def _capped(self, customers: np.ndarray, t: int) -> NDArray[np.bool_]:
         """``(n,)`` mask of candidates who may not be contacted now: suppressed, or over the
         frequency cap (``max_contacts`` within the last ``window_iterations``, or closer than
-        ``min_gap`` to their last contact)."""
+        ``min_gap`` to their last contact), the loop's contacts and external ones alike."""
         out: NDArray[np.bool_] = self.suppressed[customers] | self.holdout[customers]
-        cap = self.spec.frequency_cap
-        if cap is None or len(self.log) == 0:
+        cap, ext = self.spec.frequency_cap, self._external
+        who, when = self.log.customer, self.log.iteration
+        last = self.last_contact[customers]
+        if ext is not None and ext.customers.size:
+            who, when = np.concatenate([who, ext.customers]), np.concatenate([when, ext.times])
+            ext_last = np.full(self.sim.n_customers, np.iinfo(np.int64).min // 2, dtype=np.int64)
+            np.maximum.at(ext_last, ext.customers, ext.times)
+            last = np.maximum(last, ext_last[customers])
+        if cap is None or who.size == 0:
             return out
-        out |= t - self.last_contact[customers] < cap.min_gap
-        recent = self.log.iteration > t - cap.window_iterations
-        counts = np.bincount(self.log.customer[recent], minlength=self.sim.n_customers)
+        out |= t - last < cap.min_gap
+        recent = when > t - cap.window_iterations
+        counts = np.bincount(who[recent], minlength=self.sim.n_customers)
         out |= counts[customers] >= cap.max_contacts
         return out
 
     def channel_committed(self) -> FloatArray:
-        """``(n_channels,)`` dollars spent plus still reserved by the decisions on each channel."""
+        """``(n_channels,)`` dollars spent plus still reserved by the decisions on each channel
+        (external contacts included)."""
         arms = self.sim.arms
+        ext = np.zeros(self._n_channels) if self._external is None else self._external.channel_committed
         if len(self.log) == 0:
-            return np.zeros(self._n_channels)
+            return ext.astype(np.float64)
         ids = self.log.decision_id
         # An open reservation holds its whole worst case (charged + remainder); a closed one its charges.
         committed = np.where(self.ledger.is_open(ids), self.log.reserved, self.ledger.charged(ids))
         out = np.bincount(arms.channel[self.log.arm], weights=committed, minlength=self._n_channels)
-        return out.astype(np.float64)
+        return (out + ext).astype(np.float64)
 
     def _fits_channels(self, worst: FloatArray, chosen: np.ndarray) -> np.ndarray:
         """Mask of the contacts (in priority order) whose worst case fits their channel's cap."""
@@ -432,8 +471,15 @@ class Campaign:
         spec, sim, arms = self.spec, self.sim, self.sim.arms
         worst = arms.worst_case_cost
         mask = sim.arm_mask(customers) & self.allowed[None, :]
+        ext = self._external
+        if ext is not None and ext.opted_out.size:  # unsubscribes the channel did not report itself
+            blocked = np.zeros((sim.n_customers, self._n_channels), dtype=bool)
+            blocked[ext.opted_out[:, 0], ext.opted_out[:, 1]] = True
+            mask[:, 1:] &= ~blocked[customers][:, arms.channel[1:]]
         if spec.max_cost_per_customer is not None:
             room = spec.max_cost_per_customer - self.customer_cost[customers]
+            if ext is not None and ext.customers.size:
+                room -= np.bincount(ext.customers, ext.committed, minlength=sim.n_customers)[customers]
             mask &= worst[None, :] <= room[:, None] + 1e-12
         mask[self._capped(customers, self.t), 1:] = False
         mask[:, NO_CONTACT] = True
@@ -471,9 +517,10 @@ class Campaign:
             customers: ``(n,)`` customer indices.
 
         Returns:
-            ``(n,)`` arms after every rule and cap (no contact where none applies) and their
-            pscores. Nothing is reserved or logged here: the caller reserves each arm's worst
-            case before acting on it. The policy's random stream advances.
+            ``(n,)`` arms after every rule and cap (no contact where none applies; channel
+            budgets taken in customer order) and their pscores. Nothing is reserved or logged
+            here: the caller reserves each arm's worst case before acting on it, and reports the
+            contact back with :meth:`set_external_contacts`. The policy's random stream advances.
 
         Raises:
             CampaignError: an unknown customer.
@@ -482,6 +529,9 @@ class Campaign:
         if customers.size and (customers.min() < 0 or customers.max() >= self.sim.n_customers):
             raise CampaignError(f"customer ids are 0..{self.sim.n_customers - 1}")
         dec, chosen = self._act(self._context(customers))
+        contact = np.flatnonzero(chosen != NO_CONTACT)
+        fits = self._fits_channels(self.sim.arms.worst_case_cost, chosen[contact])
+        chosen[contact[~fits]] = NO_CONTACT
         return chosen, np.asarray(dec.pscores, dtype=np.float64)
 
     def _plan(self) -> _Plan:

@@ -43,6 +43,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import numpy as np
+from numpy.typing import NDArray
 from sqlalchemy import Engine, func, insert, or_, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
@@ -51,6 +52,7 @@ from agent import Campaign, CampaignError, CampaignSpec
 from agent import CampaignUpdate as AgentUpdate
 from agent.channels import Channel, FileChannel, SimulatedChannel, WebhookChannel
 from agent.control import EventIn
+from agent.loop import ExternalContacts
 from serving.db import make_engine, migrate
 from serving.models import (
     AlertRow,
@@ -787,6 +789,8 @@ class Service:
                 raise ConflictError(f"cannot modify a campaign that is {camp.status}")
             decide = self._decide_money(cid)
             camp.ledger.set_external(dollars(decide))
+            with self.engine.connect() as conn:
+                camp.set_external_contacts(self._external_contacts(conn, cid, camp, None))
             try:
                 camp.modify(AgentUpdate.model_validate(changes), body.reason)
             except CampaignError as err:
@@ -862,85 +866,117 @@ class Service:
         return self._batcher.submit(owner_id, cid, customer)
 
     def _decide_group(self, owner_id: int, cid: int, customers: list[int]) -> list[DecideOut | ServiceError]:
-        """Decide for several customers of one campaign; one result (or refusal) per customer."""
-        with self.engine.connect() as conn:
+        """Decide for several customers of one campaign; one result (or refusal) per customer.
+
+        The transaction first takes the campaign row (a no-op UPDATE), so the real-time decisions
+        of every process are made one group at a time, each seeing all those before it: the
+        loop's caps (:meth:`agent.Campaign.decide`) count them through
+        :meth:`_external_contacts`. A customer asked for twice in a group is decided in a second
+        round that sees the first.
+        """
+        with self.engine.begin() as conn:
             r = conn.execute(
-                select(CampaignRow.status, CampaignRow.version, CampaignRow.iterations_done).where(
-                    CampaignRow.id == cid, CampaignRow.owner_id == owner_id
-                )
+                update(CampaignRow)
+                .where(CampaignRow.id == cid, CampaignRow.owner_id == owner_id)
+                .values(decisions_decided=CampaignRow.decisions_decided)
+                .returning(CampaignRow.status, CampaignRow.version)
             ).first()
-        if r is None:
-            return [NotFoundError(f"no campaign {cid}")] * len(customers)
-        if r.status != "running":
-            return [ConflictError(f"the campaign is {r.status}; /decide needs a running campaign")] * len(
-                customers
-            )
+            if r is None:
+                return [NotFoundError(f"no campaign {cid}")] * len(customers)
+            if r.status != "running":
+                return [ConflictError(f"the campaign is {r.status}; /decide needs a running campaign")] * len(
+                    customers
+                )
 
-        def blob() -> bytes:
-            with self.engine.connect() as c:
-                return _snapshot(c, cid)
+            def blob() -> bytes:
+                with self.engine.connect() as c:
+                    return _snapshot(c, cid)
 
-        camp, lock = self._cached(cid, r.version, blob)
-        arms, n = camp.sim.arms, camp.sim.n_customers
-        out: list[DecideOut | ServiceError] = [
-            InvalidError(f"customer ids are 0..{n - 1}", ["customer"]) for _ in customers
-        ]
-        valid = [k for k, c in enumerate(customers) if c < n]
-        if not valid:
-            return out
-        with lock:
-            chosen, pscores = camp.decide(np.array([customers[k] for k in valid], dtype=np.int64))
+            camp, lock = self._cached(cid, r.version, blob)
+            n = camp.sim.n_customers
+            out: list[DecideOut | ServiceError] = [
+                InvalidError(f"customer ids are 0..{n - 1}", ["customer"]) for _ in customers
+            ]
+            todo = [k for k, c in enumerate(customers) if c < n]
+            while todo:  # rounds of distinct customers (a loop over one request group's items)
+                first = {customers[k]: k for k in reversed(todo)}
+                round_ = sorted(first.values())
+                todo = [k for k in todo if first[customers[k]] != k]
+                who = np.array([customers[k] for k in round_], dtype=np.int64)
+                with lock:
+                    camp.set_external_contacts(self._external_contacts(conn, cid, camp, who))
+                    chosen, pscores = camp.decide(who)
+                    now = camp.t
+                results = self._reserve(conn, cid, camp, now, who, chosen, pscores)
+                for k, res in zip(round_, results, strict=True):
+                    out[k] = res
+        return out
+
+    def _reserve(
+        self,
+        conn: Connection,
+        cid: int,
+        camp: Campaign,
+        now: int,
+        who: NDArray[np.int64],
+        chosen: NDArray[np.int64],
+        pscores: NDArray[np.float64],
+    ) -> list[DecideOut | ServiceError]:
+        """Reserve each contact's worst case (a conditional UPDATE that checks the budget) and
+        record it; a contact the budget cannot hold is refused."""
+        arms = camp.sim.arms
+        out: list[DecideOut | ServiceError] = []
         rows: list[dict[str, Any]] = []
         ledger: list[dict[str, Any]] = []
-        with self.engine.begin() as conn:
-            for k, arm_, ps in zip(valid, chosen.tolist(), pscores.tolist(), strict=True):
-                customer = customers[k]
-                if arm_ == 0:
-                    out[k] = DecideOut(
+        for customer, arm_, ps in zip(who.tolist(), chosen.tolist(), pscores.tolist(), strict=True):
+            if arm_ == 0:
+                out.append(
+                    DecideOut(
                         decision_id=None, customer=customer, arm=arms.names[0], channel=None, content=None,
                         offer=None, pscore=ps, reserved=0.0,
-                    )  # fmt: skip
-                    continue
-                send, worst = micros(float(arms.send_cost[arm_])), micros(float(arms.worst_case_cost[arm_]))
-                seq = conn.execute(
-                    update(CampaignRow)
-                    .where(
-                        CampaignRow.id == cid,
-                        CampaignRow.status == "running",
-                        CampaignRow.spent_micros
-                        + CampaignRow.reserved_micros
-                        + CampaignRow.decide_spent_micros
-                        + CampaignRow.decide_held_micros
-                        + worst
-                        <= CampaignRow.budget_micros,
                     )
-                    .values(
-                        decide_spent_micros=CampaignRow.decide_spent_micros + send,
-                        decide_held_micros=CampaignRow.decide_held_micros + (worst - send),
-                        decisions_decided=CampaignRow.decisions_decided + 1,
-                    )
-                    .returning(CampaignRow.decisions_decided)
-                ).scalar()
-                if seq is None:
-                    self.counters["decide_budget_refusals_total"] += 1
-                    out[k] = ConflictError(
-                        "not enough budget left for this decision (or the campaign stopped)"
-                    )
-                    continue
-                did = DECIDE_ID_BASE + int(seq)
-                rows.append(
-                    {
-                        "campaign_id": cid, "decision_id": did, "source": "decide",
-                        "iteration": r.iterations_done, "customer": customer, "arm": arms.names[arm_],
-                        "pscore": ps, "reserved_micros": worst, "held_micros": worst - send,
-                        "charged_micros": send, "open": worst > send,
-                    }
                 )  # fmt: skip
-                ledger += [
-                    {"campaign_id": cid, "kind": "reserve", "amount_micros": worst, "ref": f"decision:{did}"},
-                    {"campaign_id": cid, "kind": "charge", "amount_micros": send, "ref": f"decision:{did}"},
-                ]
-                out[k] = DecideOut(
+                continue
+            send, worst = micros(float(arms.send_cost[arm_])), micros(float(arms.worst_case_cost[arm_]))
+            seq = conn.execute(
+                update(CampaignRow)
+                .where(
+                    CampaignRow.id == cid,
+                    CampaignRow.status == "running",
+                    CampaignRow.spent_micros
+                    + CampaignRow.reserved_micros
+                    + CampaignRow.decide_spent_micros
+                    + CampaignRow.decide_held_micros
+                    + worst
+                    <= CampaignRow.budget_micros,
+                )
+                .values(
+                    decide_spent_micros=CampaignRow.decide_spent_micros + send,
+                    decide_held_micros=CampaignRow.decide_held_micros + (worst - send),
+                    decisions_decided=CampaignRow.decisions_decided + 1,
+                )
+                .returning(CampaignRow.decisions_decided)
+            ).scalar()
+            if seq is None:
+                self.counters["decide_budget_refusals_total"] += 1
+                out.append(
+                    ConflictError("not enough budget left for this decision (or the campaign stopped)")
+                )
+                continue
+            did = DECIDE_ID_BASE + int(seq)
+            rows.append(
+                {
+                    "campaign_id": cid, "decision_id": did, "source": "decide", "iteration": now,
+                    "customer": customer, "arm": arms.names[arm_], "pscore": ps, "reserved_micros": worst,
+                    "held_micros": worst - send, "charged_micros": send, "open": worst > send,
+                }
+            )  # fmt: skip
+            ledger += [
+                {"campaign_id": cid, "kind": "reserve", "amount_micros": worst, "ref": f"decision:{did}"},
+                {"campaign_id": cid, "kind": "charge", "amount_micros": send, "ref": f"decision:{did}"},
+            ]
+            out.append(
+                DecideOut(
                     decision_id=did,
                     customer=customer,
                     arm=arms.names[arm_],
@@ -950,11 +986,56 @@ class Service:
                     pscore=ps,
                     reserved=dollars(worst),
                 )
-            if rows:
-                conn.execute(insert(DecisionRow), rows)
-                conn.execute(insert(LedgerRow), ledger)
+            )
+        if rows:
+            conn.execute(insert(DecisionRow), rows)
+            conn.execute(insert(LedgerRow), ledger)
         self.counters["decisions_total"] += len(rows)
         return out
+
+    @staticmethod
+    def _external_contacts(
+        conn: Connection, cid: int, camp: Campaign, customers: NDArray[np.int64] | None
+    ) -> ExternalContacts:
+        """The real-time decisions the loop's caps must count: every contact of ``customers``
+        (``None``: of everyone), the money they hold by channel, and the unsubscribes reported
+        through ``/events`` for those customers (the channel itself knows only its own)."""
+        arms = camp.sim.arms
+        mine = [DecisionRow.campaign_id == cid, DecisionRow.source == "decide"]
+        who = [] if customers is None else [DecisionRow.customer.in_(np.unique(customers).tolist())]
+        committed = DecisionRow.charged_micros + DecisionRow.held_micros
+        rows = conn.execute(
+            select(DecisionRow.customer, DecisionRow.iteration, committed).where(*mine, *who)
+        ).all()
+        by_channel = np.zeros(len(arms.channel_names))
+        for arm, m in conn.execute(
+            select(DecisionRow.arm, func.sum(committed)).where(*mine).group_by(DecisionRow.arm)
+        ):
+            by_channel[arms.channel[arms.index(arm)]] += dollars(int(m))  # a loop over arms, not customers
+        out = conn.execute(
+            select(DecisionRow.customer, DecisionRow.arm)
+            .join(
+                EventRow,
+                (EventRow.campaign_id == DecisionRow.campaign_id)
+                & (EventRow.decision_id == DecisionRow.decision_id),
+            )
+            .where(
+                DecisionRow.campaign_id == cid,
+                EventRow.kind == "unsubscribed",
+                EventRow.status != "rejected",
+                *who,
+            )
+        ).all()
+        contacts = np.array(rows, dtype=np.int64).reshape(-1, 3)
+        return ExternalContacts(
+            customers=contacts[:, 0],
+            times=contacts[:, 1],
+            committed=contacts[:, 2] / MICRO,
+            channel_committed=by_channel,
+            opted_out=np.array([(c, arms.channel[arms.index(a)]) for c, a in out], dtype=np.int64).reshape(
+                -1, 2
+            ),
+        )
 
     def _release_decide_holds(self, conn: Connection, cid: int, before_iteration: int | None) -> None:
         """Release what real-time decisions still hold (all, or those made before an iteration).
@@ -1219,6 +1300,8 @@ class Service:
                 return False
             verdicts = _apply_events(camp, pending)
             camp.ledger.set_external(dollars(r.decide_spent_micros + r.decide_held_micros))
+            with self.engine.connect() as conn:
+                camp.set_external_contacts(self._external_contacts(conn, cid, camp, None))
             n_log, n_alerts, n_audit = len(camp.log), len(camp.alerts), len(camp.audit_log)
             try:
                 rec = camp.tick()
@@ -1281,9 +1364,10 @@ class Service:
                     )
                 for rec_ in camp.audit_log[n_audit:]:
                     self._audit(conn, cid, rec_.action, rec_.reason, rec_.changes)
+                self._check_realtime_meanwhile(conn, r, camp, n_log)
                 # Real-time holds expire with the attribution window, like the runner's own.
                 self._release_decide_holds(
-                    conn, cid, None if camp.status != "running" else max(camp.iterations - camp.window, 0)
+                    conn, cid, None if camp.status != "running" else max(camp.t - camp.window, 0)
                 )
         except ConflictError:
             return False
@@ -1292,6 +1376,30 @@ class Service:
             self._release_lease(cid, me)
         self.counters["iterations_total"] += 1
         return True
+
+    def _check_realtime_meanwhile(self, conn: Connection, r: CampaignRow, camp: Campaign, n_log: int) -> None:
+        """Refuse an iteration's commit when real-time decisions made while it was computed
+        (after ``r`` was read) touch its caps: a customer it contacts too, or a channel with a
+        budget. Called after the commit's UPDATE took the campaign row, so no more can come.
+
+        Raises:
+            ConflictError: the iteration must be computed again (nothing is kept).
+        """
+        meanwhile = conn.execute(
+            select(DecisionRow.customer, DecisionRow.arm).where(
+                DecisionRow.campaign_id == r.id,
+                DecisionRow.source == "decide",
+                DecisionRow.decision_id > DECIDE_ID_BASE + r.decisions_decided,
+            )
+        ).all()
+        if not meanwhile:
+            return
+        arms = camp.sim.arms
+        contacted = set(camp.log.customer[n_log:].tolist())
+        capped = {int(k) for k in np.flatnonzero(np.isfinite(camp.channel_cap))}
+        if any(c in contacted or int(arms.channel[arms.index(a)]) in capped for c, a in meanwhile):
+            self.counters["commit_conflicts_total"] += 1
+            raise ConflictError("real-time decisions meanwhile touch this iteration's caps; computed again")
 
     def _pause_on_error(self, r: CampaignRow, holder: str, message: str) -> None:
         """Pause a campaign whose iteration raised (nothing of the failed iteration is kept: the
