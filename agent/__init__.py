@@ -6,7 +6,8 @@ Public API:
     * :class:`Campaign`: ``run()``/``step()``/``hold()``, ``pause``/``resume``/``cancel``/``modify``
       (audited), ``dry_run()``, ``forecast()``, ``ingest_events()`` (idempotent, per-item
       rejections), ``projected()`` (observed plus still-expected conversions), ``report()``.
-    * :class:`BudgetLedger`: reserve before sending, settle or release exactly once.
+    * :class:`BudgetLedger` (from :mod:`simulators.money`, where every money rule lives):
+      reserve before sending, settle or release exactly once.
     * :mod:`agent.channels`: :class:`SimulatedChannel` (default), :class:`WebhookChannel` (signed,
       retried, idempotent), :class:`FileChannel` (JSONL/CSV), :class:`MirroredChannel`.
     * :class:`CampaignReport`, :class:`IterationRecord`, :class:`DecisionLog`; :mod:`agent.export`
@@ -28,10 +29,10 @@ from agent.channels import (
     WebhookChannel,
 )
 from agent.control import Alert, AuditRecord, CampaignUpdate, EventIn, IngestResult
-from agent.ledger import BudgetLedger, InsufficientBudgetError, LedgerError
 from agent.loop import Campaign, CampaignError
 from agent.report import CampaignReport, DecisionLog, IterationRecord
 from agent.spec import CampaignSpec, FrequencyCap, Goal
+from simulators.money import BudgetLedger, InsufficientBudgetError, LedgerError
 
 __all__ = [
     "Alert",

@@ -26,11 +26,11 @@ from numpy.typing import NDArray
 from agent.channels import Channel, ChannelError, SendBatch, SimulatedChannel
 from agent.control import Alert, AlertCallback, AuditRecord, CampaignUpdate, EventIn, IngestResult, Status
 from agent.feedback import DelayTriangle
-from agent.ledger import BudgetLedger, LedgerError
 from agent.report import CampaignReport, DecisionLog, IterationRecord
 from agent.spec import CampaignSpec
 from policies.base import DecisionContext, Decisions, Feedback, Policy
-from simulators.types import NO_CONTACT, CustomerSimulator, EventBatch, EventKind, FloatArray
+from simulators.money import CampaignLedger, LedgerError
+from simulators.types import NO_CONTACT, CustomerSimulator, EventBatch, EventKind, FloatArray, IntArray
 
 IterationCallback = Callable[[IterationRecord], None]
 
@@ -166,11 +166,10 @@ class Campaign:
         # Every conversion per customer (attributed or organic): the holdout comparison counts them all.
         self.customer_conversions = np.zeros(n_all, dtype=np.int64)
         self.customer_revenue = np.zeros(n_all)
-        self.ledger = BudgetLedger(spec.budget)
+        self.ledger = CampaignLedger(spec.budget, self.window)
         self.log = DecisionLog()
         self._events: list[EventBatch] = []
         self._seen_event_ids: set[str] = set()
-        self._attributable = np.zeros(0, dtype=bool)  # per decision: a conversion may still count
         self.history: list[IterationRecord] = []
         n = simulator.n_customers
         self.customer_cost = np.zeros(n)  # spent + reserved per customer
@@ -307,22 +306,18 @@ class Campaign:
             c = int(np.count_nonzero(own & (events.kind == kind)))
             self.funnel[key] += c
             out[key] = c
-        conv = own & (events.kind == EventKind.CONVERTED)
-        ids = events.decision_id[conv]
-        if ids.size:
-            # Attributed once per decision, and only inside its attribution window.
-            live = self._attributable[ids]
-            ids = ids[live]
-            cost = events.offer_cost[conv][live]
-            rev = events.revenue[conv][live]
-            self._attributable[ids] = False
+        conv = np.flatnonzero(own & (events.kind == EventKind.CONVERTED))
+        if conv.size:
+            # Attributed and settled once per decision, and only inside its attribution window.
+            try:
+                settled = self.ledger.convert(events.decision_id[conv], events.offer_cost[conv])
+            except LedgerError as err:
+                raise CampaignError(str(err)) from None
+            self._freed(settled.released)
+            conv = conv[settled.counted]
+            ids, cost, rev = events.decision_id[conv], events.offer_cost[conv], events.revenue[conv]
             sent_at = self.log.iteration[ids]
             self.triangle.add(sent_at, self.t - sent_at, rev)
-            held = self.ledger.is_open(ids)
-            if np.any(cost[~held] > 0):
-                raise CampaignError("an offer was redeemed on a decision with no open reservation")
-            self.ledger.charge(ids[held], cost[held])
-            self._release(ids[held])
             arms = self.log.arm[ids]
             np.add.at(self.offer_cost_by_offer, self.sim.arms.offer[arms], cost)
             np.add.at(self.conversions_by_arm, arms, 1)
@@ -353,6 +348,7 @@ class Campaign:
         conv = np.unique([e.decision_id for e in events if e.kind == "converted" and e.decision_id < n])
         held = self.log.reserved[conv] - self.ledger.charged(conv) if conv.size else np.zeros(0)
         room = dict(zip(conv.tolist(), held.tolist(), strict=True))
+        open_ = dict(zip(conv.tolist(), self.ledger.attributable(conv).tolist(), strict=True))
         for ev in events:  # a loop over one request's events (validation per item), not over customers
             if ev.event_id in self._seen_event_ids or ev.event_id in batch_ids:
                 duplicates.append(ev.event_id)
@@ -360,7 +356,7 @@ class Campaign:
                 rejected[ev.event_id] = f"unknown decision {ev.decision_id}"
             elif ev.kind == "converted":
                 d = ev.decision_id
-                if not self._attributable[d] or d in converting:
+                if not open_[d] or d in converting:
                     rejected[ev.event_id] = f"decision {d} already converted or its attribution window closed"
                 elif ev.offer_cost > room[d] + 1e-9:
                     rejected[ev.event_id] = (
@@ -390,20 +386,14 @@ class Campaign:
                 self.cost_to_goal = self.ledger.spent
         return IngestResult([e.event_id for e in accepted], duplicates, rejected)
 
-    def _release(self, ids: np.ndarray) -> None:
+    def _freed(self, ids: IntArray) -> None:
+        """Take the released reservations' remainders off their customers' committed cost."""
         remainder = self.log.reserved[ids] - self.ledger.charged(ids)
-        self.ledger.release(ids)
         np.subtract.at(self.customer_cost, self.log.customer[ids], remainder)
 
     def _expire(self) -> None:
         """Close attribution and release the reservations whose window has closed."""
-        closed = self.log.iteration + self.window < self.t
-        self._attributable[closed] = False
-        open_ids = self.ledger.open_ids()
-        if open_ids.size:
-            old = open_ids[self.log.iteration[open_ids] + self.window < self.t]
-            if old.size:
-                self._release(old)
+        self._freed(self.ledger.close(self.t).released)
 
     @property
     def event_log(self) -> EventBatch:
@@ -588,9 +578,8 @@ class Campaign:
         worst = arms.worst_case_cost
         c, a = customers[contact], chosen[contact]
         pscores = np.asarray(dec.pscores, dtype=np.float64)
-        ids = self.ledger.reserve(worst[a])
         # Charged before delivery: a send whose fate is unknown (a timeout) counts as spent.
-        self.ledger.charge(ids, arms.send_cost[a])
+        ids = self.ledger.send(t, worst[a], arms.send_cost[a])
         self.customer_cost[c] += worst[a]
         self.customer_contacts[c] += 1
         self.last_contact[c] = t
@@ -602,12 +591,9 @@ class Campaign:
             pscore=pscores[contact],
             reserved=worst[a],
         )
-        self._attributable = np.concatenate([self._attributable, np.ones(ids.shape, bool)])
         self.triangle.add_sends(t, int(ids.size))
         np.add.at(self.spend_by_channel, arms.channel[a], arms.send_cost[a])
-        no_offer = ids[arms.max_offer_cost[a] == 0]
-        if no_offer.size:
-            self._release(no_offer)  # nothing more can be charged to them
+        self._freed(ids[~self.ledger.is_open(ids)])  # no offer: released at once by the ledger
         events = (
             self._deliver(SendBatch(self.campaign_id, t, ids, c, a, pscores[contact])) if ids.size else None
         )
@@ -759,12 +745,10 @@ class Campaign:
         """After the last send: let delayed conversions arrive and close every reservation."""
         for _ in range(self.window):
             # Conversions still count while any window is open, offer reservations or not.
-            if self.ledger.open_ids().size == 0 and not self._attributable.any():
+            if self.ledger.open_ids().size == 0 and self.ledger.n_attributable == 0:
                 break
             self._advance()
-        open_ids = self.ledger.open_ids()
-        if open_ids.size:
-            self._release(open_ids)
+        self._freed(self.ledger.drain().released)
 
     def run(self, on_iteration: IterationCallback | None = None) -> CampaignReport:
         """Run iterations until a stop rule fires (then drain) or the campaign is paused or

@@ -1,12 +1,11 @@
-"""Pieces shared by the environments: building the simulator, goal defaults and the budget ledger.
+"""Pieces shared by the environments: building the simulator, goal defaults and reward values.
 
-The ledger here mirrors the project's budget semantics (the ledger of ``agent/``, which ``envs/``
-must not import): every decision reserves its worst-case cost (send cost plus the offer's
+Money follows the project's one set of rules, :class:`simulators.money.CampaignLedger` (the
+campaign loop's too): every decision reserves its worst-case cost (send cost plus the offer's
 ``max_value``) before it is sent; the send cost is spent when sent; an offer's cost is spent when
-a ``CONVERTED`` event redeems it, and the rest of its reservation is released then; reservations of
-offers not redeemed are released when the attribution window (the longest conversion delay) of
-their iteration closes. ``budget - spent - reserved`` never goes negative; amounts are integer
-micro-dollars (reservations rounded up), so rounding cannot push spend past the budget.
+the decision's first ``CONVERTED`` event inside its attribution window redeems it, and the rest of
+its reservation is released then; the reservations of offers not redeemed are released when the
+window (the longest conversion delay) closes. Amounts are integer micro-dollars.
 """
 
 from __future__ import annotations
@@ -20,6 +19,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from simulators import CustomerSimulator, EventBatch, Scenario, Simulator, load_scenario
+from simulators.money import Scaled, scale_to_population
 from simulators.scenario import GoalConfig
 
 FloatArray = NDArray[np.float64]
@@ -182,7 +182,9 @@ def resolve_goal(
     sc = scenario_of(sim)
     if sc is not None:
         g = sc.default_goal
-        ratio = sim.n_customers / sc.population.size
+        scaled = scale_to_population(
+            g.target, g.budget, g.customers_per_iteration, sim.n_customers, sc.population.size
+        )
     else:
         if target is None or budget is None:
             raise ValueError(
@@ -190,15 +192,15 @@ def resolve_goal(
                 "(and optionally goal_metric=, max_iterations=, customers_per_iteration=)"
             )
         g = GoalConfig(target=target, budget=budget)
-        ratio = 1.0
+        scaled = Scaled(g.target, g.budget, g.customers_per_iteration)
     out = CampaignGoal(
         metric=metric if metric is not None else g.metric,
-        target=float(target) if target is not None else g.target * ratio,
-        budget=float(budget) if budget is not None else g.budget * ratio,
+        target=float(target) if target is not None else scaled.target,
+        budget=float(budget) if budget is not None else scaled.budget,
         max_iterations=int(max_iterations) if max_iterations is not None else g.max_iterations,
         customers_per_iteration=int(customers_per_iteration)
         if customers_per_iteration is not None
-        else max(1, round(g.customers_per_iteration * ratio)),
+        else scaled.customers_per_iteration,
     )
     if out.metric not in ("conversions", "revenue"):
         raise ValueError(f"goal_metric must be 'conversions' or 'revenue', got {out.metric!r}")
@@ -211,179 +213,6 @@ def resolve_goal(
     if out.customers_per_iteration < 1:
         raise ValueError(f"customers_per_iteration must be >= 1, got {out.customers_per_iteration}")
     return out
-
-
-MICROS_PER_DOLLAR = 1_000_000
-"""The ledger counts integer micro-dollars, as the project's ledger does: no rounding drift."""
-
-
-def to_micros(dollars: FloatArray | float, *, round_up: bool = False) -> IntArray:
-    """Dollars to integer micro-dollars: ceil for reservations, nearest for charges.
-
-    Raises:
-        ValueError: negative or non-finite amounts.
-    """
-    x = np.asarray(dollars, dtype=np.float64) * MICROS_PER_DOLLAR
-    if np.any(~np.isfinite(x)) or np.any(x < 0):
-        raise ValueError("amounts must be finite and non-negative")
-    x = np.round(x, 3)  # so that 0.3 * 1e6 = 300000.00000000006 does not ceil to 300001
-    return (np.ceil(x) if round_up else np.round(x)).astype(np.int64)
-
-
-class BudgetLedger:
-    """Spend and reservations of one episode, by the project's ledger rules, in micro-dollars.
-
-    Each decision reserves ``ceil(worst_case_cost)``; its send cost is charged at once and the
-    rest (the offer's room) stays reserved in the bucket of its iteration (a ring of ``window + 1``
-    buckets). A first conversion charges the redeemed offer cost and releases the rest of the
-    decision's room; a bucket is released when its iteration's attribution window closes.
-    ``spent + reserved <= budget`` holds after every operation.
-
-    Args:
-        budget: dollars; ``math.inf`` for no limit.
-        window: attribution window in iterations.
-        send_cost: ``(n_arms,)`` send cost per arm (dollars).
-        max_offer_cost: ``(n_arms,)`` worst-case offer cost per arm (dollars).
-    """
-
-    def __init__(self, budget: float, window: int, send_cost: FloatArray, max_offer_cost: FloatArray) -> None:
-        if not budget > 0:
-            raise ValueError(f"budget must be > 0, got {budget}")
-        self.unlimited = math.isinf(budget)
-        self._budget = 0 if self.unlimited else int(to_micros(budget)[()])
-        self.window = int(window)
-        self._ring = self.window + 1
-        self.wcc = to_micros(send_cost + max_offer_cost, round_up=True)
-        """``(n_arms,)`` micro-dollars reserved per decision."""
-        self.send = np.minimum(to_micros(send_cost), self.wcc)
-        """``(n_arms,)`` micro-dollars charged when sent."""
-        self.room = self.wcc - self.send
-        """``(n_arms,)`` micro-dollars left reserved for the offer after sending."""
-        self._bucket_iter = np.full(self._ring, -1, dtype=np.int64)
-        self._bucket = np.zeros(self._ring, dtype=np.int64)
-        self._spent = 0
-
-    @property
-    def budget(self) -> float:
-        """The cost threshold in dollars (``inf`` if unlimited)."""
-        return math.inf if self.unlimited else self._budget / MICROS_PER_DOLLAR
-
-    @property
-    def spent(self) -> float:
-        """Dollars spent (send costs and redeemed offers)."""
-        return self._spent / MICROS_PER_DOLLAR
-
-    @property
-    def reserved(self) -> float:
-        """Dollars reserved for offers whose redemption is still possible."""
-        return self.reserved_micros / MICROS_PER_DOLLAR
-
-    @property
-    def budget_micros(self) -> int:
-        """The budget in micro-dollars (0 if unlimited)."""
-        return self._budget
-
-    @property
-    def spent_micros(self) -> int:
-        """Spend in micro-dollars."""
-        return self._spent
-
-    @property
-    def reserved_micros(self) -> int:
-        """Reservations in micro-dollars."""
-        return int(self._bucket.sum())
-
-    @property
-    def available_micros(self) -> int:
-        """``budget - spent - reserved`` in micro-dollars (a huge number if unlimited)."""
-        if self.unlimited:
-            return 2**62
-        return self._budget - self._spent - self.reserved_micros
-
-    @property
-    def remaining(self) -> float:
-        """``budget - spent - reserved`` in dollars (what new reservations may use)."""
-        return math.inf if self.unlimited else self.available_micros / MICROS_PER_DOLLAR
-
-    def affordable(self, arm: int, n: int) -> int:
-        """How many of ``n`` decisions with ``arm`` fit the available budget."""
-        unit = int(self.wcc[arm])
-        if n <= 0 or unit == 0 or self.unlimited:
-            return max(n, 0)
-        return min(n, self.available_micros // unit)
-
-    def affordable_prefix(self, arms: IntArray) -> BoolArray:
-        """``(n,)`` the decisions that fit, reserving in order until the first that does not.
-
-        Args:
-            arms: ``(n,)`` arm per decision (no contact costs 0 and always fits).
-        """
-        if self.unlimited:
-            return np.ones(arms.shape[0], dtype=bool)
-        cost = self.wcc[arms]
-        fits: BoolArray = (np.cumsum(cost) <= self.available_micros) | (cost == 0)
-        return fits
-
-    def commit(self, iteration: int, arms: IntArray) -> None:
-        """Reserve and send decisions (checked with :meth:`affordable` first).
-
-        Args:
-            iteration: the iteration they are sent in.
-            arms: ``(k,)`` arm per decision.
-        """
-        if arms.shape[0] == 0:
-            return
-        self._commit(iteration, int(self.send[arms].sum()), int(self.room[arms].sum()))
-
-    def commit_wave(self, iteration: int, arm: int, k: int) -> None:
-        """:meth:`commit` for ``k`` decisions that all use ``arm``."""
-        if k > 0:
-            self._commit(iteration, k * int(self.send[arm]), k * int(self.room[arm]))
-
-    def _commit(self, iteration: int, send: int, room: int) -> None:
-        if not self.unlimited and send + room > self.available_micros:
-            raise RuntimeError("internal error: reservation larger than the available budget")
-        self._spent += send
-        if room > 0:
-            r = iteration % self._ring
-            if self._bucket_iter[r] != iteration:
-                self._bucket_iter[r] = iteration
-                self._bucket[r] = 0
-            self._bucket[r] += room
-
-    def redeem(self, iterations: IntArray, arms: IntArray, offer_cost: FloatArray) -> None:
-        """Book the first conversion of decisions inside their attribution window.
-
-        Charges the redeemed offer cost and releases the rest of each decision's room.
-
-        Args:
-            iterations: ``(k,)`` iteration in which each decision was sent.
-            arms: ``(k,)`` arm of each decision.
-            offer_cost: ``(k,)`` redeemed discount in dollars (0 when no offer was redeemed).
-
-        Raises:
-            RuntimeError: a redemption whose reservation was already released (the attribution
-                window is shorter than the simulator's conversion delays).
-        """
-        if iterations.shape[0] == 0:
-            return
-        room = self.room[arms]
-        charge = np.minimum(to_micros(offer_cost), room)
-        slot = iterations % self._ring
-        live = self._bucket_iter[slot] == iterations
-        if np.any(charge[~live] > 0):
-            raise RuntimeError(
-                "an offer was redeemed after its reservation was released: the attribution "
-                "window is shorter than the simulator's conversion delays (set attribution_window=)"
-            )
-        self._spent += int(charge.sum())
-        np.subtract.at(self._bucket, slot[live], room[live])
-
-    def release(self, now: int) -> None:
-        """Release the offer reservations of iterations whose window closed before ``now``."""
-        done = (self._bucket_iter >= 0) & (self._bucket_iter + self.window < now)
-        self._bucket[done] = 0
-        self._bucket_iter[done] = -1
 
 
 def event_value(events: EventBatch, kind: str, margin: float, converted: BoolArray) -> FloatArray:

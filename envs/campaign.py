@@ -110,9 +110,7 @@ from gymnasium import spaces
 from numpy.typing import NDArray
 
 from envs._common import (
-    MICROS_PER_DOLLAR,
     BoolArray,
-    BudgetLedger,
     FloatArray,
     IntArray,
     make_simulator,
@@ -122,6 +120,7 @@ from envs._common import attribution_window as resolve_window
 from envs._common import fatigue_decay as resolve_fatigue_decay
 from envs.observation import CampaignStats, build_observation, max_sends_log, observation_names
 from simulators import CustomerSimulator, EventBatch, EventKind, Scenario, Simulator
+from simulators.money import CampaignLedger, dollars
 
 ObsType = NDArray[np.float32]
 ActType = NDArray[np.int64]
@@ -235,6 +234,7 @@ class CampaignEnv(gym.Env[ObsType, ActType]):
         self._arm_channel = np.asarray(arms.channel, dtype=np.int64)
         self._send_cost = np.asarray(arms.send_cost, dtype=np.float64)
         self._max_offer = np.asarray(arms.max_offer_cost, dtype=np.float64)
+        self._worst = self._send_cost + self._max_offer
         self.arm_lookup, self._exact = _arm_lookup(
             np.asarray(arms.channel), np.asarray(arms.content), np.asarray(arms.offer),
             (len(arms.channel_names), len(arms.content_names), len(arms.offer_names)),
@@ -284,8 +284,6 @@ class CampaignEnv(gym.Env[ObsType, ActType]):
         sim = self.simulator
         sim.reset(seed=int(self.np_random.integers(0, 2**63 - 1)))
         n, S, A = sim.n_customers, self.n_segments, self.n_arms
-        cpi, W = self.goal.customers_per_iteration, self.window
-
         codes = self._segment_codes()
         self._seg = codes
         self._order = np.argsort(codes, kind="stable").astype(np.int64)
@@ -309,13 +307,8 @@ class CampaignEnv(gym.Env[ObsType, ActType]):
         self._available_from = np.zeros(n, dtype=np.int64)  # in segment order
         self._ever = np.zeros(n, dtype=bool)
 
-        self._ledger = BudgetLedger(self.goal.budget, W, self._send_cost, self._max_offer)
-        R = W + 1
-        self._ring = R
-        self._seen = np.zeros(R * cpi, dtype=bool)
-        self._wave_arm = np.zeros(R, dtype=np.int64)
-        self._wave_iter = np.full(R, -1, dtype=np.int64)
-        self._wave_open = np.zeros(R, dtype=np.int64)
+        self._ledger = CampaignLedger(self.goal.budget, self.window)
+        self._wave_arm = np.zeros(self.goal.max_iterations, dtype=np.int64)  # per iteration
 
         self._t = 0
         self._clock = 0
@@ -371,10 +364,9 @@ class CampaignEnv(gym.Env[ObsType, ActType]):
         cand = np.flatnonzero(row)
         eligible = int(cand.shape[0])
         requested = min(math.ceil(level * eligible - 1e-9), cpi) if level > 0 else 0
-        k = self._ledger.affordable(arm, requested)
+        k = int(np.count_nonzero(self._ledger.affordable(np.full(requested, self._worst[arm]))))
         dropped = 0
-        r = t % self._ring
-        self._wave_iter[r], self._wave_arm[r], self._wave_open[r] = t, arm, 0
+        self._wave_arm[t] = arm
         batches: list[EventBatch] = []
         if k > 0:
             if k < eligible:
@@ -388,10 +380,7 @@ class CampaignEnv(gym.Env[ObsType, ActType]):
                     dropped = int(np.count_nonzero(~ok))
                     pos, customers = pos[ok], customers[ok]
             k = int(customers.shape[0])
-            self._ledger.commit_wave(t, arm, k)
-            self._seen[r * cpi : r * cpi + k] = False
-            self._wave_open[r] = k
-            ids = t * cpi + np.arange(k, dtype=np.int64)
+            ids = self._ledger.send(t, np.full(k, self._worst[arm]), np.full(k, self._send_cost[arm]))
             batches.append(self.simulator.send(ids, customers, np.full(k, arm, dtype=np.int64)))
             self._available_from[pos] = t + self.min_contact_gap
             new = customers[~self._ever[customers]]
@@ -418,7 +407,7 @@ class CampaignEnv(gym.Env[ObsType, ActType]):
                 self._ingest(batch)
                 self._close_windows()
         gained = self._progress() - progress0
-        spent = (self._ledger.spent_micros - spent0) / MICROS_PER_DOLLAR
+        spent = dollars(self._ledger.spent_micros - spent0)
         if self.reward_kind == "goal":
             value = gained * self.value_per_unit
         else:
@@ -458,7 +447,7 @@ class CampaignEnv(gym.Env[ObsType, ActType]):
         nvec = self._nvec
         if not self._ready:
             return np.ones(int(nvec.sum()), dtype=bool)
-        fits = (self._ledger.wcc <= self._ledger.available_micros) | self._ledger.unlimited
+        fits = self._ledger.fits(self._worst)
         fits[0] = False
         counts = np.vstack([self._elig_count, self._elig_total()[None, :]])  # (S + 1, A)
         valid = (counts > 0) & fits[None, :]
@@ -549,13 +538,10 @@ class CampaignEnv(gym.Env[ObsType, ActType]):
         if not rare.any():
             return delivered
         ev = events.select(rare)
-        cpi, R, W = self.goal.customers_per_iteration, self._ring, self.window
-        it = ev.decision_id // cpi
-        slot_r = it % R
-        # As the campaign loop: attributable until the window is closed at the end of an
-        # iteration (waves with it + window < iteration), i.e. it + window >= clock - 1.
-        live = (self._wave_iter[slot_r] == it) & (it + W >= self._clock - 1)
-        arm = self._wave_arm[slot_r]
+        led = self._ledger
+        # As the campaign loop: attributable until the window is closed at the end of an iteration.
+        live = led.in_window(ev.decision_id)
+        arm = self._wave_arm[led.sent_at(ev.decision_id)]
         kind = ev.kind
         A = self.n_arms
         m = (kind == _CLICKED) & live
@@ -567,24 +553,15 @@ class CampaignEnv(gym.Env[ObsType, ActType]):
             for ch in np.unique(self._arm_channel[arm[m]]).tolist():
                 mc = m & (self._arm_channel[arm] == ch)
                 self._drop_eligibility(self._rank[ev.customer[mc]], np.flatnonzero(self._channel_arms[ch]))
-        conv = kind == _CONVERTED
-        if (conv & ~live & (ev.offer_cost > 0)).any():
-            raise RuntimeError(
-                "an offer was redeemed outside its decision's attribution window: the window is "
-                "shorter than the simulator's conversion delays (set attribution_window=)"
-            )
-        m = conv & live
-        if m.any():
-            idx = np.flatnonzero(m)
-            slot = slot_r[idx] * cpi + ev.decision_id[idx] % cpi
-            _, first = np.unique(slot, return_index=True)
-            idx, slot = idx[first], slot[first]
-            fresh = ~self._seen[slot]
-            idx, slot = idx[fresh], slot[fresh]
+        conv = np.flatnonzero(kind == _CONVERTED)
+        if conv.size:
+            if (~live[conv] & (ev.offer_cost[conv] > 0)).any():
+                raise RuntimeError(
+                    "an offer was redeemed outside its decision's attribution window: the window is "
+                    "shorter than the simulator's conversion delays (set attribution_window=)"
+                )
+            idx = conv[led.convert(ev.decision_id[conv], ev.offer_cost[conv]).counted]
             if idx.size:
-                self._seen[slot] = True
-                self._ledger.redeem(it[idx], arm[idx], ev.offer_cost[idx])
-                np.subtract.at(self._wave_open, slot_r[idx], 1)
                 self._conversions += int(idx.size)
                 self._revenue += float(ev.revenue[idx].sum())
                 self._arm_conv += np.bincount(arm[idx], minlength=A)
@@ -594,10 +571,7 @@ class CampaignEnv(gym.Env[ObsType, ActType]):
 
     def _close_windows(self) -> None:
         """Release reservations and pending counts of waves whose window has closed."""
-        now = self._clock
-        self._ledger.release(now)
-        done = (self._wave_iter >= 0) & (self._wave_iter + self.window < now)
-        self._wave_open[done] = 0
+        self._ledger.close(self._clock)
 
     def _stop_rule(self) -> tuple[bool, bool, str | None]:
         if self._progress() >= self.goal.target:
@@ -607,8 +581,7 @@ class CampaignEnv(gym.Env[ObsType, ActType]):
         useful[0] = False
         if not useful.any():
             return True, False, "no_eligible_customers"
-        cheapest = int(self._ledger.wcc[useful].min())
-        if not self._ledger.unlimited and self._ledger.available_micros < cheapest:
+        if not self._ledger.fits(self._worst[useful]).any():
             return True, False, "budget_exhausted"
         if self._t >= self.goal.max_iterations:
             return False, True, "max_iterations"
@@ -619,7 +592,7 @@ class CampaignEnv(gym.Env[ObsType, ActType]):
             "iteration": self._t,
             "spent": self._ledger.spent,
             "reserved": self._ledger.reserved,
-            "remaining": self._ledger.remaining,
+            "remaining": self._ledger.available,
             "conversions": self._conversions,
             "revenue": self._revenue,
             "progress": self._progress() / self.goal.target,
@@ -641,7 +614,7 @@ class CampaignEnv(gym.Env[ObsType, ActType]):
             reserved=led.reserved_micros / budget,
             progress=self._progress() / g.target,
             iteration=self._t / g.max_iterations,
-            pending=float(self._wave_open.sum()) / (g.customers_per_iteration * max(self.window, 1)),
+            pending=led.n_attributable / (g.customers_per_iteration * max(self.window, 1)),
             last_wave=self._last_wave / g.customers_per_iteration,
             n_customers=self.simulator.n_customers,
             seg_size=self._seg_size,

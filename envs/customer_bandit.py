@@ -92,7 +92,6 @@ from numpy.typing import NDArray
 from envs._common import (
     REWARD_KINDS,
     BoolArray,
-    BudgetLedger,
     FloatArray,
     IntArray,
     event_value,
@@ -102,6 +101,7 @@ from envs._common import (
     attribution_window as resolve_window,
 )
 from simulators import NO_CONTACT, CustomerSimulator, EventBatch, EventKind, Scenario
+from simulators.money import CampaignLedger
 
 ObsType = NDArray[np.float32]
 ActType = NDArray[np.int64] | int | np.integer[Any]
@@ -177,6 +177,7 @@ class CustomerBanditEnv(gym.Env[ObsType, ActType]):
         self.n_arms = len(arms)
         self._send_cost = np.asarray(arms.send_cost, dtype=np.float64)
         self._max_offer = np.asarray(arms.max_offer_cost, dtype=np.float64)
+        self._worst = self._send_cost + self._max_offer
         self._margin = float(sim.margin)
         B, F = self.batch_size, len(self.feature_names)
         shape = (F,) if B == 1 else (B, F)
@@ -186,13 +187,11 @@ class CustomerBanditEnv(gym.Env[ObsType, ActType]):
             if B == 1
             else spaces.MultiDiscrete(np.full(B, self.n_arms, dtype=np.int64))
         )
-        self._ring = self.window + 1
         self._customers: IntArray | None = None
         self._mask: BoolArray = np.ones((B, self.n_arms), dtype=bool)
         self._step = 0
         self._ledger = self._new_ledger()
-        self._seen = np.zeros(self._ring * B, dtype=bool)
-        self._arm_ring = np.zeros(self._ring * B, dtype=np.int64)
+        self._dec_pos = np.zeros(0, dtype=np.int64)  # per decision id: position in its batch
         self._pos = np.full(n, -1, dtype=np.int64)
         self._held: list[EventBatch] = []
         self._perm: IntArray = np.arange(n, dtype=np.int64)
@@ -215,7 +214,6 @@ class CustomerBanditEnv(gym.Env[ObsType, ActType]):
         n = self.simulator.n_customers
         self._step = 0
         self._ledger = self._new_ledger()
-        self._seen[:] = False
         self._pos = np.full(n, -1, dtype=np.int64)
         self._held = []
         if not self.fatigue:
@@ -250,16 +248,17 @@ class CustomerBanditEnv(gym.Env[ObsType, ActType]):
         pos = np.arange(B)
         allowed = self._mask[pos, a]
         arms = np.where(allowed, a, NO_CONTACT)
-        fits = self._ledger.affordable_prefix(arms)
+        fits = self._ledger.affordable(self._worst[arms])
         arms = np.where(fits, arms, NO_CONTACT)
         contacted = arms != NO_CONTACT
         idx = np.flatnonzero(contacted)
         sent_arms = arms[idx]
-        self._ledger.commit(t, sent_arms)
-        ids = t * B + idx
-        slot0 = (t % self._ring) * B
-        self._seen[slot0 : slot0 + B] = False
-        self._arm_ring[slot0 : slot0 + B] = arms
+        ids = self._ledger.send(t, self._worst[sent_arms], self._send_cost[sent_arms])
+        if ids.size and ids[-1] >= self._dec_pos.shape[0]:
+            self._dec_pos = np.concatenate(
+                [self._dec_pos, np.zeros(max(self._dec_pos.shape[0], B), np.int64)]
+            )
+        self._dec_pos[ids] = idx
         # Rewards only need conversions: keep those, drop the (many) funnel events early.
         now = _conversions(self.simulator.send(ids, customers[idx], sent_arms))
         idle = customers[~contacted]
@@ -304,7 +303,7 @@ class CustomerBanditEnv(gym.Env[ObsType, ActType]):
             rewards += np.bincount(p, weights=vals, minlength=B)
         self._pos[idle] = -1
 
-        self._ledger.release(t + 1 + (W if last else 0))
+        self._ledger.close(t + 1 + (W if last else 0))
         self._step = t + 1
         obs = self._present() if not last else self._observe(customers)
         reward = float(rewards.sum() + late.sum())
@@ -318,7 +317,7 @@ class CustomerBanditEnv(gym.Env[ObsType, ActType]):
             "unattributed_events": unattributed,
             "spent": self._ledger.spent,
             "reserved": self._ledger.reserved,
-            "remaining": self._ledger.remaining,
+            "remaining": self._ledger.available,
             "action_mask": self._info_mask(),
         }
         return obs, reward, False, last, info
@@ -376,24 +375,17 @@ class CustomerBanditEnv(gym.Env[ObsType, ActType]):
         if len(conv) == 0:
             return 0
         B = self.batch_size
-        step_of = conv.decision_id // B
-        j = conv.decision_id % B
+        step_of = self._ledger.sent_at(conv.decision_id)
+        j = self._dec_pos[conv.decision_id]
         age = t - step_of
-        ok = (age >= 0) & (age <= (self.window if self.delayed else 0))
-        slot = (step_of % self._ring) * B + j
-        # First conversion per decision only (duplicates and already-booked ones are dropped).
-        _, first_idx = np.unique(slot, return_index=True)
-        first = np.zeros(len(conv), dtype=bool)
-        first[first_idx] = True
-        first &= ok & ~self._seen[slot]
-        self._seen[slot[first]] = True
-        self._ledger.redeem(step_of[first], self._arm_ring[slot[first]], conv.offer_cost[first])
-        stray = ~ok
+        stray = ~self._ledger.in_window(conv.decision_id)
         if np.any(conv.offer_cost[stray] > 0):
             raise RuntimeError(
                 "an offer was redeemed outside its decision's attribution window: the window is "
                 "shorter than the simulator's conversion delays (set attribution_window=)"
             )
+        # First conversion per decision only (duplicates and already-booked ones are dropped).
+        first = self._ledger.convert(conv.decision_id, conv.offer_cost).counted
         vals = event_value(conv, self.reward_kind, self._margin, first)
         now = age == 0
         rewards += np.bincount(j[now], weights=vals[now], minlength=B)
@@ -403,10 +395,9 @@ class CustomerBanditEnv(gym.Env[ObsType, ActType]):
                 late[d - 1] += np.bincount(j[m], weights=vals[m], minlength=B)
         return int(np.count_nonzero(stray))
 
-    def _new_ledger(self) -> BudgetLedger:
+    def _new_ledger(self) -> CampaignLedger:
         # Without delays every outcome is settled within the step: a window of one step.
-        window = self.window if self.delayed else 0
-        return BudgetLedger(self.budget, window, self._send_cost, self._max_offer)
+        return CampaignLedger(self.budget, self.window if self.delayed else 0)
 
 
 def _conversions(events: EventBatch) -> EventBatch:

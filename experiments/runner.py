@@ -62,6 +62,7 @@ from experiments.config import (
     TrainingConfig,
     policy_name,
 )
+from simulators.money import scale_to_population
 
 if TYPE_CHECKING:
     from agent import CampaignReport, CampaignSpec
@@ -231,14 +232,13 @@ def evaluation_spec(sc: Scenario, ev: EvaluationConfig) -> tuple[CampaignSpec, i
     from agent import CampaignSpec, Goal
 
     n = ev.n_customers or sc.population.size
-    ratio = n / sc.population.size
     g = sc.default_goal
+    scaled = scale_to_population(g.target, g.budget, g.customers_per_iteration, n, sc.population.size)
     spec = CampaignSpec(
-        goal=Goal(metric=ev.goal_metric or g.metric, target=ev.goal_target or g.target * ratio),
-        budget=ev.budget or g.budget * ratio,
+        goal=Goal(metric=ev.goal_metric or g.metric, target=ev.goal_target or scaled.target),
+        budget=ev.budget or scaled.budget,
         max_iterations=ev.max_iterations or g.max_iterations,
-        customers_per_iteration=ev.customers_per_iteration
-        or max(1, round(g.customers_per_iteration * ratio)),
+        customers_per_iteration=ev.customers_per_iteration or scaled.customers_per_iteration,
     )
     return spec, n
 

@@ -33,6 +33,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from policies.base import Feedback
+from simulators.money import find_decisions, first_per_decision, window_closed
 from simulators.types import EventKind, FloatArray, IntArray
 
 
@@ -209,14 +210,9 @@ class DelayedRewards:
         empty = Observations.concat([], self.n_features)
         if not np.any(conv) or len(self) == 0:
             return empty
-        ids = ev.decision_id[conv]
-        ids, first = np.unique(ids, return_index=True)  # duplicates: the first event counts
+        ids, first = first_per_decision(ev.decision_id[conv])  # duplicates: the first event counts
         revenue, offer_cost = ev.revenue[conv][first], ev.offer_cost[conv][first]
-        order = np.argsort(self.ids, kind="stable")
-        pos = np.searchsorted(self.ids[order], ids)
-        pos = np.minimum(pos, len(self) - 1)
-        found = self.ids[order[pos]] == ids
-        rows = order[pos[found]]
+        rows, found = find_decisions(self.ids, ids)
         revenue, offer_cost = revenue[found], offer_cost[found]
         fresh = self.converted_age[rows] < 0
         rows, revenue, offer_cost = rows[fresh], revenue[fresh], offer_cost[fresh]
@@ -232,7 +228,7 @@ class DelayedRewards:
         return Observations.concat(parts, self.n_features)
 
     def _close(self, now: int, window: int) -> Observations:
-        closed = self.iteration + window <= now
+        closed = window_closed(self.iteration, now + 1, window)  # iteration ``now`` is complete
         if not np.any(closed):
             return Observations.concat([], self.n_features)
         idx = np.flatnonzero(closed)

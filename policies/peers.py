@@ -46,6 +46,7 @@ from numpy.typing import NDArray
 from scipy import special
 
 from policies.base import DecisionContext, Decisions, Feedback, Policy
+from simulators.money import find_decisions, first_per_decision, window_closed
 from simulators.types import NO_CONTACT, ArmTable, BoolArray, EventKind, FloatArray, IntArray
 
 PEERS_INSTALL_HINT = "pip install -e '.[peers]'"
@@ -176,15 +177,13 @@ class _DelayedRewards:
         done = np.zeros(len(self), bool)
         conv = (ev.kind == EventKind.CONVERTED) & (ev.decision_id >= 0)
         if len(self) and np.any(conv):
-            ids, first = np.unique(ev.decision_id[conv], return_index=True)  # duplicates count once
+            ids, first = first_per_decision(ev.decision_id[conv])  # duplicates count once
             value = np.ones(ids.size) if ctx.goal_metric == "conversions" else ev.revenue[conv][first]
             offer_cost = ev.offer_cost[conv][first]
-            pos = np.minimum(np.searchsorted(self.ids, ids), len(self) - 1)
-            hit = self.ids[pos] == ids  # conversions of decisions no longer (or never) buffered: ignored
-            rows = pos[hit]
+            rows, hit = find_decisions(self.ids, ids)  # decisions no longer (or never) buffered: ignored
             reward[rows] = price * value[hit] - (self.send_cost[rows] + offer_cost[hit])
             done[rows] = True
-        closed = ~done & (self.iteration + ctx.attribution_window <= ctx.iteration)
+        closed = ~done & window_closed(self.iteration, ctx.iteration + 1, ctx.attribution_window)
         reward[closed] = -self.send_cost[closed]
         done |= closed
         out = _Resolved(

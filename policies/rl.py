@@ -59,6 +59,7 @@ from envs.campaign import CampaignEnv, arm_lookup
 from envs.observation import CampaignStats, build_observation, max_sends_log
 from policies.base import DecisionContext, Decisions, Feedback, Policy
 from simulators import load_scenario
+from simulators.money import first_per_decision, window_closed
 from simulators.types import NO_CONTACT, ArmTable, BoolArray, EventKind, FloatArray, IntArray
 
 __all__ = [
@@ -239,9 +240,9 @@ class CampaignTracker:
                 cd = d[conv]
                 it = np.asarray(ev.iteration, dtype=np.int64)[own][conv]
                 cost = np.asarray(ev.offer_cost, dtype=np.float64)[own][conv]
-                live = self.dec_iter[cd] + self.window >= it
+                live = ~window_closed(self.dec_iter[cd], it, self.window)  # it: each event's iteration
                 cd, cost = cd[live], cost[live]
-                cd, first_idx = np.unique(cd, return_index=True)
+                cd, first_idx = first_per_decision(cd)
                 cost = cost[first_idx]
                 fresh = ~self.dec_conv[cd]
                 cd, cost = cd[fresh], cost[fresh]
@@ -262,7 +263,7 @@ class CampaignTracker:
         budget = max(self.budget, 1e-12)
         reserved = max(self.budget - self.spent - float(ctx.budget_available), 0.0)
         t = int(ctx.iteration)
-        open_ = (self.dec_iter >= 0) & (self.dec_iter + self.window >= t) & ~self.dec_conv
+        open_ = (self.dec_iter >= 0) & ~window_closed(self.dec_iter, t, self.window) & ~self.dec_conv
         return CampaignStats(
             spent=self.spent / budget,
             reserved=reserved / budget,

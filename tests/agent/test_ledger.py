@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.ledger import MICROS_PER_DOLLAR, BudgetLedger, InsufficientBudgetError, LedgerError
+from simulators.money import MICROS_PER_DOLLAR, BudgetLedger, InsufficientBudgetError, LedgerError
 
 
 def _invariants(ledger: BudgetLedger) -> None:
