@@ -40,8 +40,8 @@ class Settings:
     run_worker: bool = True
     lease_seconds: float = 30.0
     poll_seconds: float = 0.2
-    rate_per_second: float = 50.0
-    rate_burst: int = 200
+    rate_per_second: float = 1000.0
+    rate_burst: int = 2000
     max_active_campaigns: int = 50
     heavy_workers: int = 1
     heavy_wait_seconds: float = 10.0
@@ -73,8 +73,8 @@ def settings_from_env() -> Settings:
         data_dir=data_dir,
         run_worker=env.get("CAMPAIGN_OPT_WORKER", "1") != "0",
         lease_seconds=float(env.get("CAMPAIGN_OPT_LEASE_SECONDS", "30")),
-        rate_per_second=float(env.get("CAMPAIGN_OPT_RATE_PER_SECOND", "50")),
-        rate_burst=int(env.get("CAMPAIGN_OPT_RATE_BURST", "200")),
+        rate_per_second=float(env.get("CAMPAIGN_OPT_RATE_PER_SECOND", "1000")),
+        rate_burst=int(env.get("CAMPAIGN_OPT_RATE_BURST", "2000")),
         max_active_campaigns=int(env.get("CAMPAIGN_OPT_MAX_ACTIVE_CAMPAIGNS", "50")),
         heavy_workers=int(env.get("CAMPAIGN_OPT_HEAVY_WORKERS", "1")),
         webhook_schemes=_words("CAMPAIGN_OPT_WEBHOOK_SCHEMES", "https"),
