@@ -87,7 +87,8 @@ class _UnauthorizedError(Exception):
 
 
 class _RateLimiter:
-    """A token bucket per API key (this process): ``burst`` at once, then ``rate`` per second."""
+    """A token bucket per owner, all its keys together (this process): ``burst`` requests at
+    once, then ``rate`` per second."""
 
     def __init__(self, rate: float, burst: int) -> None:
         self.rate, self.burst = rate, burst

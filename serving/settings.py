@@ -21,8 +21,9 @@ class Settings:
         run_worker: start the background live runner thread with the app.
         lease_seconds: how long a worker holds a campaign before another may claim it.
         poll_seconds: how long the worker sleeps when no campaign is due.
-        rate_per_second: requests per second per API key (per server process), refilled steadily.
-        rate_burst: requests a key may make at once before the rate applies.
+        rate_per_second: requests per second per owner, all its keys together (per server
+            process), refilled steadily.
+        rate_burst: requests an owner may make at once before the rate applies.
         max_active_campaigns: quota of campaigns per owner that are ready, running or paused.
         heavy_workers: forecasts and campaign creations (the expensive requests) one server
             process runs at the same time; more wait up to ``heavy_wait_seconds``, then get a 503.

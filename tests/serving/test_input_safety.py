@@ -204,7 +204,7 @@ def test_rate_limit_quota_and_busy_answer_429_or_503(limited: TestClient) -> Non
     assert r.status_code == 503 and int(r.headers["Retry-After"]) >= 1
     r = client.get("/campaigns", headers=h)
     assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1  # the burst of 3 is used up
-    assert client.get("/campaigns", headers=auth(client, "bob")).status_code == 200  # per key
+    assert client.get("/campaigns", headers=auth(client, "bob")).status_code == 200  # per owner
 
 
 def test_metrics_need_the_metrics_token_when_one_is_set(settings: Settings) -> None:
