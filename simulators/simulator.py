@@ -27,7 +27,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.special import ndtr
 
 from simulators.scenario import UPLIFT_TYPES, Scenario
 from simulators.types import (
@@ -235,6 +234,10 @@ def _expected_capped(mean: FloatArray, sigma: float, rate: FloatArray, cap: Floa
     if sigma == 0:
         out[pos] = np.minimum(rate * mean, cap)
         return out
+    # scipy is heavy to import and only this closed form needs it: loaded on first use, so that
+    # importing the simulator (and the agent above it) does not load scipy.
+    from scipy.special import ndtr
+
     mu = np.log(mean) - 0.5 * sigma**2
     log_k = np.log(cap / rate)
     below = mean * ndtr((log_k - mu - sigma**2) / sigma)  # E[X; X < k]
