@@ -618,14 +618,18 @@ class Service:
             return [json.loads(x) for x in rows]
 
     def plot(self, owner_id: int, cid: int) -> Path:
-        """The report plot as a PNG file (rendered once per campaign version)."""
+        """The report plot as a PNG file (rendered once per campaign version, on one of the
+        server's few slots for expensive work)."""
         from agent.plots import plot_report
 
         with self.engine.connect() as conn:
             r = self._orm(conn, owner_id, cid)
             path = self.settings.data_dir / "plots" / f"campaign-{cid}-v{r.version}.png"
-            if not path.is_file():
-                plot_report(_load(_snapshot(conn, cid)).report(), path)
+            if path.is_file():
+                return path
+            blob = _snapshot(conn, cid)
+        with self._heavy_work():
+            plot_report(_load(blob).report(), path)
         return path
 
     def forecast(self, owner_id: int, cid: int, runs: int) -> dict[str, Any]:
