@@ -485,19 +485,20 @@ class Service:
     def create_campaign(self, owner_id: int, body: CampaignCreate) -> dict[str, Any]:
         """Create a campaign (``ready``); refused beyond the owner's quota of active campaigns."""
         request = body.model_dump(mode="json")
-        with self.engine.connect() as conn:
+        with self._heavy_work(), self.engine.begin() as conn:
+            # The owner's row first: creates of one owner, on any process, count one at a time.
+            conn.execute(update(Owner).where(Owner.id == owner_id).values(name=Owner.name))
             active = conn.execute(
                 select(func.count()).where(
                     CampaignRow.owner_id == owner_id, CampaignRow.status.in_(("ready", "running", "paused"))
                 )
             ).scalar_one()
-        if active >= self.settings.max_active_campaigns:
-            raise RateLimitedError(
-                f"quota: at most {self.settings.max_active_campaigns} campaigns ready, running or paused "
-                "per owner; cancel or finish one first",
-                retry_after=60,
-            )
-        with self._heavy_work(), self.engine.begin() as conn:
+            if active >= self.settings.max_active_campaigns:
+                raise RateLimitedError(
+                    f"quota: at most {self.settings.max_active_campaigns} campaigns ready, running or paused "
+                    "per owner; cancel or finish one first",
+                    retry_after=60,
+                )
             cid = conn.execute(
                 insert(CampaignRow)
                 .values(
