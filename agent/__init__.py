@@ -5,7 +5,11 @@ Public API:
       (goal, budget, caps, holdout, allowed arms, attribution window), validated once.
     * :class:`Campaign`: ``run()``/``step()``/``hold()``, ``pause``/``resume``/``cancel``/``modify``
       (audited), ``dry_run()``, ``forecast()``, ``ingest_events()`` (idempotent, per-item
-      rejections), ``projected()`` (observed plus still-expected conversions), ``report()``.
+      rejections), ``projected()`` (observed plus still-expected conversions), ``report()``,
+      ``allowed_for(customers)`` and ``fits_channels`` (every cap, for the real-time path too).
+      Its jobs live in modules: lifecycle :mod:`agent.loop`, planning and caps :mod:`agent.caps`,
+      events :mod:`agent.events`, holdout :mod:`agent.holdout`, projection and forecast
+      :mod:`agent.forecast`, report :mod:`agent.reporting`, over :mod:`agent.state`.
     * :class:`BudgetLedger` (from :mod:`simulators.money`, where every money rule lives):
       reserve before sending, settle or release exactly once.
     * :mod:`agent.channels`: :class:`SimulatedChannel` (default), :class:`WebhookChannel` (signed,
