@@ -1384,14 +1384,17 @@ class Service:
 
     def _check_realtime_meanwhile(self, conn: Connection, r: CampaignRow, camp: Campaign, n_log: int) -> None:
         """Refuse an iteration's commit when real-time decisions made while it was computed
-        (after ``r`` was read) touch its caps: a customer it contacts too, or a channel with a
-        budget. Called after the commit's UPDATE took the campaign row, so no more can come.
+        (after ``r`` was read) break its caps together with it: a customer it contacts too, or
+        a channel budget the two would exceed. Called after the commit's UPDATE took the
+        campaign row, so no more can come.
 
         Raises:
             ConflictError: the iteration must be computed again (nothing is kept).
         """
         meanwhile = conn.execute(
-            select(DecisionRow.customer, DecisionRow.arm).where(
+            select(
+                DecisionRow.customer, DecisionRow.arm, DecisionRow.charged_micros + DecisionRow.held_micros
+            ).where(
                 DecisionRow.campaign_id == r.id,
                 DecisionRow.source == "decide",
                 DecisionRow.decision_id > DECIDE_ID_BASE + r.decisions_decided,
@@ -1400,9 +1403,12 @@ class Service:
         if not meanwhile:
             return
         arms = camp.sim.arms
+        extra = np.zeros(len(arms.channel_names))
+        for _, arm, m in meanwhile:  # the few decisions of the last moments
+            extra[arms.channel[arms.index(arm)]] += dollars(int(m))
         contacted = set(camp.log.customer[n_log:].tolist())
-        capped = {int(k) for k in np.flatnonzero(np.isfinite(camp.channel_cap))}
-        if any(c in contacted or int(arms.channel[arms.index(a)]) in capped for c, a in meanwhile):
+        over = camp.channel_committed() + extra > camp.channel_cap + 1e-9
+        if over.any() or any(c in contacted for c, _, _ in meanwhile):
             self.counters["commit_conflicts_total"] += 1
             raise ConflictError("real-time decisions meanwhile touch this iteration's caps; computed again")
 

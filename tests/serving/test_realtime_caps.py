@@ -120,3 +120,43 @@ def test_decide_contacts_count_toward_the_loops_caps(client: TestClient) -> None
         )
     assert runner and not (runner & early)  # the wave left the customers /decide contacted alone
     assert max(n for _, n in per_customer) == 1
+
+
+def test_an_iteration_racing_decide_calls_is_computed_again(client: TestClient, monkeypatch: Any) -> None:
+    """Real-time contacts made while the runner computes a wave over the same customers: the
+    wave's commit is refused and recomputed, so the frequency cap still holds."""
+    from agent.loop import Campaign
+
+    h = auth(client)
+    cid = _campaign(
+        client,
+        h,
+        n_customers=300,
+        customers_per_iteration=300,
+        frequency_cap={"max_contacts": 1, "window_iterations": 100},
+        max_iterations=2,
+        budget=100_000,  # room for both: only the cap can refuse the wave
+    )
+    svc = client.app.state.service  # type: ignore[attr-defined]
+    owner = svc.authenticate(h["Authorization"].removeprefix("Bearer "))
+    tick, racing = Campaign.tick, [range(0, 300, 2)]
+
+    def tick_with_a_race(self: Campaign) -> Any:
+        if racing:  # the first wave only: /decide calls arrive while it is being computed
+            made = [svc.decide(owner, cid, c) for c in racing.pop()]
+            assert sum(d.decision_id is not None for d in made) > 50
+        return tick(self)
+
+    monkeypatch.setattr(Campaign, "tick", tick_with_a_race)
+    assert svc.run_iteration(cid) is False  # refused: it contacted customers /decide had just taken
+    assert svc.run_iteration(cid) is True
+    engine = svc.engine
+    with engine.connect() as conn:
+        counts = conn.execute(
+            select(func.count()).where(DecisionRow.campaign_id == cid).group_by(DecisionRow.customer)
+        ).scalars()
+        assert max(counts) == 1
+        runner = conn.execute(
+            select(func.count()).where(DecisionRow.campaign_id == cid, DecisionRow.source == "runner")
+        ).scalar_one()
+    assert runner > 0
