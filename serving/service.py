@@ -477,7 +477,10 @@ class Service:
         """Give a loaded webhook channel its secret (snapshots never hold it) after checking its
         URL again (a host may resolve elsewhere by now)."""
         if isinstance(camp.channel, WebhookChannel):
-            cfg = ChannelConfig.model_validate(json.loads(r.request_json)["channel"])
+            try:
+                cfg = ChannelConfig.model_validate(json.loads(r.request_json)["channel"])
+            except ValueError:  # created before secrets were references: it needs recreating
+                raise InvalidError("the webhook channel has no secret_ref", ["channel"]) from None
             assert cfg.url and cfg.secret_ref
             self.check_webhook_url(cfg.url)
             camp.channel.secret = self._webhook_secret(cfg.secret_ref)
