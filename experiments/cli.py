@@ -1,33 +1,48 @@
-"""``campaign-opt``: the command line (typer). Every command has ``--help`` and ``--json``."""
+"""``campaign-opt``: the command line (typer). Every command has ``--help`` and ``--json``; bad
+input exits with code 2 and one line naming the option (see :mod:`experiments.cli_common`)."""
 
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from experiments.cli_common import MAX_SEED, Number, fail, writable_folder
+from experiments.cli_common import stderr as console
 from experiments.experiment_cli import experiment_app
+
+if TYPE_CHECKING:
+    from policies import Policy
+    from simulators import Scenario
 
 app = typer.Typer(
     name="campaign-opt",
     help="Autonomous campaign optimizer: simulate campaigns, calibrate scenarios, compare policies.",
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode=None,  # help text is plain text ("K/W[/GAP]" is not markup); errors are one line
 )
 app.add_typer(experiment_app, name="experiment")
-console = Console(stderr=True, soft_wrap=True)
 out = Console()
 
 
-def _fail(message: str) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {message}")
-    return typer.Exit(code=2)
+def _scenario(name: str, option: str = "--scenario") -> Scenario:
+    """Load a built-in scenario or a YAML file, or exit 2 naming ``option``."""
+    from simulators import ScenarioError, load_scenario
+
+    try:
+        return load_scenario(name)
+    except ScenarioError as err:
+        raise fail(f"{option}: {err}") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise fail(f"{option} {name!r}: cannot read the file as UTF-8 YAML ({err})") from None
 
 
 def _print_json(data: Any) -> None:
@@ -157,7 +172,7 @@ def _parse_caps(
     if frequency_cap is not None:
         parts = frequency_cap.split("/")
         if len(parts) not in (2, 3) or not all(p.strip().isdigit() for p in parts):
-            raise _fail(
+            raise fail(
                 f"--frequency-cap {frequency_cap!r}: expected K/W or K/W/GAP with whole numbers, e.g. 2/7"
             )
         k, w, *gap = (int(p) for p in parts)
@@ -166,7 +181,7 @@ def _parse_caps(
                 max_contacts=k, window_iterations=w, min_gap=gap[0] if gap else 1
             )
         except ValueError as err:
-            raise _fail(f"--frequency-cap {frequency_cap!r}: {err}") from None
+            raise fail(f"--frequency-cap {frequency_cap!r}: {err}") from None
     budgets: dict[str, float] = {}
     for item in channel_budget:
         name, sep, value = item.partition("=")
@@ -174,25 +189,77 @@ def _parse_caps(
             amount = float(value)
         except ValueError:
             amount = float("nan")
-        if not sep or not name.strip() or not amount > 0:
-            raise _fail(
-                f"--channel-budget {item!r}: expected CHANNEL=DOLLARS with a positive amount, e.g. sms=50"
+        if not sep or not name.strip() or not 0 < amount < math.inf:
+            raise fail(
+                f"--channel-budget {item!r}: expected CHANNEL=DOLLARS with a positive finite amount, "
+                "e.g. sms=50"
             )
         budgets[name.strip()] = amount
     if budgets:
         out["channel_budgets"] = budgets
     if suppression is not None:
-        if not suppression.is_file():
-            raise _fail(f"--suppression {str(suppression)!r}: file not found")
-        lines = [s.strip() for s in suppression.read_text().splitlines() if s.strip()]
+        try:
+            text = suppression.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            reason = "file not found" if not suppression.is_file() else f"cannot read it as text ({err})"
+            raise fail(f"--suppression {str(suppression)!r}: {reason}") from None
+        lines = [s.strip() for s in text.splitlines() if s.strip()]
         bad = [s for s in lines if not s.isdigit()]
         if bad:
-            raise _fail(
+            raise fail(
                 f"--suppression {str(suppression)!r}: not a customer id: {bad[0]!r} "
                 "(one whole number per line)"
             )
         out["suppression"] = frozenset(int(s) for s in lines)
     return out
+
+
+_SPEC_OPTIONS = {
+    "goal": "--goal-conversions/--goal-revenue",
+    "target": "--goal-conversions/--goal-revenue",
+    "budget": "--budget",
+    "max_iterations": "--max-iterations",
+    "customers_per_iteration": "--customers-per-iteration",
+    "max_cost_per_customer": "--max-cost-per-customer",
+    "holdout": "--holdout",
+    "frequency_cap": "--frequency-cap",
+    "channel_budgets": "--channel-budget",
+    "suppression": "--suppression",
+    "max_offer_value": "--max-offer-value",
+}
+"""The ``simulate`` option that sets each campaign field (the others come from the scenario)."""
+
+
+def _spec_error(field: str, message: str) -> str:
+    """``message`` about campaign field ``field``, led by the option that sets it."""
+    option = _SPEC_OPTIONS.get(field)
+    return f"{option}: {message}" if option else message
+
+
+def _named_policy(name: str, sim: Any, seed: int | None, option: str) -> Policy:
+    """The policy ``name`` (a policy name or ``models:/NAME@ALIAS``) for ``sim``, or exit 2."""
+    from policies import UnknownPolicyError, make_policy
+
+    try:
+        if name.startswith("models:/"):
+            from serving.registry import resolve_policy
+
+            return resolve_policy(name, sim, seed=seed)
+        return make_policy(name, sim, seed=seed)
+    except UnknownPolicyError as err:
+        raise fail(f"{option} {name!r}: {err}") from None
+
+
+def _saved_policy(folder: Path, sim: Any) -> Policy:
+    """The policy saved in ``folder`` (``--policy-path``), or exit 2."""
+    from policies import UnknownPolicyError, load_policy
+
+    if not (folder / "policy.json").is_file():
+        raise fail(f"--policy-path {str(folder)!r}: no saved policy there (expected policy.json)")
+    try:
+        return load_policy(folder, sim)
+    except UnknownPolicyError as err:
+        raise fail(f"--policy-path: {err}") from None
 
 
 def _make_channel(text: str, sim: Any) -> Any:
@@ -207,16 +274,17 @@ def _make_channel(text: str, sim: Any) -> Any:
         return primary
     if kind == "file" and arg:
         folder, _, fmt = arg.rpartition(":") if arg.endswith((":csv", ":jsonl")) else (arg, "", "jsonl")
+        writable_folder("--channel file:FOLDER", Path(folder))
         return MirroredChannel(primary, [FileChannel(folder, sim.arms, fmt=fmt)])  # type: ignore[arg-type]
     if kind == "webhook" and arg:
         secret = os.environ.get("CAMPAIGN_OPT_WEBHOOK_SECRET", "")
         if not secret:
-            raise _fail("--channel webhook:URL needs the signing secret in $CAMPAIGN_OPT_WEBHOOK_SECRET")
+            raise fail("--channel webhook:URL needs the signing secret in $CAMPAIGN_OPT_WEBHOOK_SECRET")
         try:
             return MirroredChannel(primary, [WebhookChannel(arg, secret, sim.arms)])
         except ValueError as err:
-            raise _fail(f"--channel: {err}") from None
-    raise _fail(f"--channel {text!r}: use simulated, file:FOLDER[:csv] or webhook:URL")
+            raise fail(f"--channel: {err}") from None
+    raise fail(f"--channel {text!r}: use simulated, file:FOLDER[:csv] or webhook:URL")
 
 
 @app.command()
@@ -225,23 +293,34 @@ def simulate(
     policy: Annotated[
         str, typer.Option(help="A policy name (random, fixed:ARM, oracle, ...) or models:/NAME@champion.")
     ] = "oracle",
-    seed: Annotated[int, typer.Option(help="Root seed: same seed, same campaign.")] = 0,
+    seed: Annotated[int, typer.Option(help="Root seed: same seed, same campaign.", min=0, max=MAX_SEED)] = 0,
     goal_conversions: Annotated[
-        float | None, typer.Option(help="Goal: this many attributed conversions.", min=0)
+        float | None,
+        typer.Option(help="Goal: this many attributed conversions.", parser=Number(0, above=True)),
     ] = None,
     goal_revenue: Annotated[
-        float | None, typer.Option(help="Goal: this much attributed revenue.", min=0)
+        float | None,
+        typer.Option(help="Goal: this much attributed revenue.", parser=Number(0, above=True)),
     ] = None,
-    budget: Annotated[float | None, typer.Option(help="Cost threshold in dollars.", min=0)] = None,
-    max_iterations: Annotated[int | None, typer.Option(help="Most iterations to run.", min=1)] = None,
+    budget: Annotated[
+        float | None, typer.Option(help="Cost threshold in dollars.", parser=Number(0, above=True))
+    ] = None,
+    max_iterations: Annotated[
+        int | None, typer.Option(help="Most iterations to run.", min=1, max=10_000)
+    ] = None,
     customers_per_iteration: Annotated[
         int | None, typer.Option(help="Candidates per iteration.", min=1)
     ] = None,
     max_cost_per_customer: Annotated[
-        float | None, typer.Option(help="Most dollars spent or reserved on one customer.", min=0)
+        float | None,
+        typer.Option(help="Most dollars spent or reserved on one customer.", parser=Number(0, above=True)),
     ] = None,
     holdout: Annotated[
-        float, typer.Option(help="Share of the audience never contacted (0 to 0.5), for incrementality.")
+        float,
+        typer.Option(
+            help="Share of the audience never contacted (0 to 0.5), for incrementality.",
+            parser=Number(0, 0.5),
+        ),
     ] = 0.0,
     frequency_cap: Annotated[
         str | None,
@@ -263,7 +342,9 @@ def simulate(
     plot: Annotated[Path | None, typer.Option(help="Also save the report plot (PNG) here.")] = None,
     max_offer_value: Annotated[
         float | None,
-        typer.Option(help="Most an offer may cost on redemption; arms above it are left out.", min=0),
+        typer.Option(
+            help="Most an offer may cost on redemption; arms above it are left out.", parser=Number(0)
+        ),
     ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Decide and price the first iteration, send nothing, exit.")
@@ -300,14 +381,13 @@ def simulate(
     from pydantic import ValidationError
 
     from agent import Campaign, CampaignError, CampaignSpec
-    from policies import UnknownPolicyError, load_policy, make_policy
-    from simulators import ScenarioError, Simulator, load_scenario
+    from simulators import Simulator
 
     if goal_conversions is not None and goal_revenue is not None:
-        raise _fail("give at most one of --goal-conversions and --goal-revenue")
+        raise fail("give at most one of --goal-conversions and --goal-revenue")
+    sc = _scenario(scenario)
     caps = _parse_caps(frequency_cap, channel_budget or [], suppression)
     try:
-        sc = load_scenario(scenario)
         spec = CampaignSpec.from_scenario(
             sc,
             goal_metric="revenue"
@@ -321,27 +401,30 @@ def simulate(
             holdout=holdout,
             max_offer_value=max_offer_value,
             **caps,
-        )
-        sim = Simulator(sc)
-        if policy_path is not None:
-            if not (policy_path / "policy.json").is_file():
-                raise _fail(f"no saved policy in {str(policy_path)!r} (expected policy.json)")
-            pol = load_policy(policy_path, sim)
-            policy = pol.name
-        elif policy.startswith("models:/"):
-            from serving.registry import resolve_policy
-
-            pol = resolve_policy(policy, sim, seed=seed)
-        else:
-            pol = make_policy(policy, sim, seed=seed)
-        spec = spec.model_copy(update={"stop_on_projected": projected_stop})
-        campaign = Campaign(
-            spec, sim, pol, seed=seed, scenario_name=sc.name, channel=_make_channel(channel, sim)
-        )
-    except (ScenarioError, UnknownPolicyError, CampaignError) as err:
-        raise _fail(str(err)) from None
+        ).model_copy(update={"stop_on_projected": projected_stop})
     except ValidationError as err:
-        raise _fail("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())) from None
+        raise fail(
+            "; ".join(
+                _spec_error(str(e["loc"][0]), f"{'.'.join(map(str, e['loc']))}: {e['msg']}")
+                for e in err.errors()
+            )
+        ) from None
+    sim = Simulator(sc)
+    if policy_path is not None:
+        pol = _saved_policy(policy_path, sim)
+        policy = pol.name
+    else:
+        pol = _named_policy(policy, sim, seed, "--policy")
+    sender = _make_channel(channel, sim)
+    if export_log is not None:
+        writable_folder("--export-log", export_log)
+    if plot is not None:
+        writable_folder("--plot", plot.parent)
+    try:
+        campaign = Campaign(spec, sim, pol, seed=seed, scenario_name=sc.name, channel=sender)
+    except CampaignError as err:
+        field = str(err).replace(":", " ").split()[0]
+        raise fail(_spec_error(field, str(err))) from None
 
     if dry_run or forecast is not None:
         from dataclasses import asdict
@@ -405,7 +488,7 @@ def train(
         int, typer.Option(help="Environment steps (campaign iterations) to train.", min=1)
     ] = 50_000,
     out: Annotated[Path, typer.Option(help="Folder to save the trained policy into.")] = Path("runs/ppo"),
-    seed: Annotated[int, typer.Option(help="Training seed.")] = 0,
+    seed: Annotated[int, typer.Option(help="Training seed.", min=0, max=MAX_SEED)] = 0,
     n_customers: Annotated[
         int | None, typer.Option(help="Train on a smaller population (goal and budget scaled).", min=100)
     ] = None,
@@ -415,15 +498,14 @@ def train(
 ) -> None:
     """Train an RL policy on Campaign-v0, or warm-start a bandit on simulated campaigns; save to --out."""
     from policies.rl import ALGORITHMS, train_rl
-    from simulators import ScenarioError, load_scenario
 
-    try:
-        sc = load_scenario(scenario)
-    except ScenarioError as err:
-        raise _fail(str(err)) from None
+    sc = _scenario(scenario)
+    if n_customers is not None and n_customers > sc.population.size:
+        raise fail(f"--n-customers {n_customers}: at most the scenario's population, {sc.population.size}")
     if policy not in ALGORITHMS:
         _warm_start(policy, sc, campaigns, out, seed)
         return
+    writable_folder("--out", out)
     trained = train_rl(policy, scenario, timesteps, out, seed, n_customers=n_customers, progress=True)
     console.print(
         f"trained {trained.name} saved to {out}; run it with: campaign-opt simulate --policy-path {out}"
@@ -439,18 +521,15 @@ def _warm_start(policy: str, sc: Any, campaigns: int, out: Path, seed: int) -> N
     Training seeds are ``1_000_000 + 1_000 * seed + i``, far from the benchmark's seeds 0..K-1.
     """
     from agent import Campaign, CampaignSpec
-    from policies import UnknownPolicyError, make_policy
     from simulators import Simulator
 
     if policy.partition(":")[0] not in WARM_STARTABLE:
-        raise _fail(
-            f"cannot train {policy!r}; trainable policies: RL ['a2c', 'ppo'] or a learning bandit "
+        raise fail(
+            f"--policy: cannot train {policy!r}; trainable policies: RL ['a2c', 'ppo'] or a learning bandit "
             f"{list(WARM_STARTABLE)} (warm start on simulated campaigns)"
         )
-    try:
-        pol = make_policy(policy, Simulator(sc), seed=seed)
-    except UnknownPolicyError as err:
-        raise _fail(str(err)) from None
+    pol = _named_policy(policy, Simulator(sc), seed, "--policy")
+    writable_folder("--out", out)
     spec = CampaignSpec.from_scenario(sc)
     with Progress(*_TRAIN_COLUMNS, console=console, transient=True) as bar:
         task = bar.add_task(f"warm start {policy}", total=campaigns)
@@ -485,12 +564,15 @@ def calibration(
 ) -> None:
     """Print the calibration table: real data beside the simulator, per arm and customer group."""
     if scenario != "hillstrom":
-        raise _fail(f"no calibration for scenario {scenario!r}; calibrated scenarios: ['hillstrom']")
+        raise fail(f"SCENARIO {scenario!r}: no calibration for it; calibrated scenarios: ['hillstrom']")
     if not data.is_file():
-        raise _fail(f"data file {str(data)!r} not found; pass --data PATH to hillstrom.csv")
+        raise fail(f"--data: data file {str(data)!r} not found; pass --data PATH to hillstrom.csv")
     from simulators.calibration import calibration_report, format_calibration
 
-    rep = calibration_report(data, seeds=tuple(range(seeds)))
+    try:
+        rep = calibration_report(data, seeds=tuple(range(seeds)))
+    except (OSError, ValueError, KeyError) as err:  # unreadable, not UTF-8, a bad row; no rows at all
+        raise fail(f"--data {str(data)!r}: not the Hillstrom CSV ({type(err).__name__}: {err})") from None
     if as_json:
         _print_json(rep.to_dict())
     else:
@@ -512,25 +594,24 @@ def benchmark(
 ) -> None:
     """Compare policies: median and IQR of cost to goal, goal-reached rate, ratio to the oracle."""
     from experiments.benchmark import run_benchmark, to_markdown, write_outputs
-    from policies import UnknownPolicyError, make_policy
-    from simulators import ScenarioError, Simulator, load_scenario
+    from simulators import Simulator
 
     scenario_list = [s.strip() for s in scenarios.split(",") if s.strip()]
     policy_list = [p.strip() for p in policies.split(",") if p.strip()]
     if policy_path is not None and "path" not in policy_list:
         policy_list.append("path")
     if not scenario_list or not policy_list:
-        raise _fail("give at least one scenario and one policy")
-    try:  # validate every name before the first (long) run
-        for name in scenario_list:
-            sim = Simulator(load_scenario(name), n_customers=1)
-            for pol in policy_list:
-                if pol != "path":
-                    make_policy(pol, sim)
-    except (ScenarioError, UnknownPolicyError) as err:
-        raise _fail(str(err)) from None
-    if policy_path is not None and not (policy_path / "policy.json").is_file():
-        raise _fail(f"no saved policy in {str(policy_path)!r} (expected policy.json)")
+        raise fail("--scenarios/--policies: give at least one scenario and one policy")
+    if policy_path is None and "path" in policy_list:
+        raise fail("--policies: 'path' is the policy of --policy-path, which is not given")
+    for name in scenario_list:  # every name before the first (long) run
+        sim = Simulator(_scenario(name, "--scenarios"), n_customers=1)
+        for pol in policy_list:
+            if pol != "path":
+                _named_policy(pol, sim, None, "--policies")
+        if policy_path is not None:
+            _saved_policy(policy_path, sim)
+    writable_folder("--out", out_dir)
     total = len(scenario_list) * len(policy_list) * seeds
     with Progress(
         TextColumn("[bold]benchmark"),
@@ -558,7 +639,7 @@ def benchmark(
         console.print(f"wrote {paths['json']}, {paths['markdown']} and {paths['plot']}")
 
 
-keys_app = typer.Typer(help="API keys of campaign owners.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys of campaign owners.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(keys_app, name="keys")
 
 
@@ -575,7 +656,7 @@ def keys_create(
     try:
         key = svc.create_key(owner)
     except ServiceError as err:
-        raise _fail(err.message) from None
+        raise fail(err.message) from None
     sys.stdout.write(key + "\n")
     console.print(f"key for owner {owner!r}: store it now, it is not shown again", style="dim")
 
@@ -605,7 +686,7 @@ def keys_revoke(
     try:
         svc.revoke_key(key_id)
     except ServiceError as err:
-        raise _fail(err.message) from None
+        raise fail(err.message) from None
     console.print(f"key {key_id} revoked", style="dim")
 
 
@@ -622,12 +703,20 @@ def serve(
     The database is ``$DATABASE_URL`` (default: an SQLite file under ``$DATA_DIR``, ``data/``).
     """
     import dataclasses
+    import socket
 
     import uvicorn
 
     from serving.app import create_app
     from serving.settings import settings_from_env
 
+    try:  # a bad host or a busy port, as one line before the app starts
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+    except (OSError, UnicodeError) as err:
+        raise fail(f"--host/--port {host}:{port}: cannot listen there ({err})") from None
     settings = dataclasses.replace(settings_from_env(), run_worker=worker)
     console.print(f"serving on http://{host}:{port} (docs at /docs), database {settings.database_url}")
     uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
@@ -643,10 +732,11 @@ def demo(
     """The main job (`make run`): train if needed, serve, run the retail campaign over HTTP, report."""
     from serving.demo import run_demo
 
+    writable_folder("--data-dir", data_dir)
     try:
         run_demo(data_dir, console, _print_report, train_campaigns=train_campaigns)
     except RuntimeError as err:
-        raise _fail(str(err)) from None
+        raise fail(str(err)) from None
 
 
 def main() -> None:

@@ -10,19 +10,37 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from experiments.cli_common import fail, stderr, writable_folder
+
 experiment_app = typer.Typer(
     name="experiment",
     help="Run experiment files (YAML) in parallel with Ray, tracked in MLflow; compare their runs.",
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode=None,
 )
-_err = Console(stderr=True, soft_wrap=True)
 _out = Console(soft_wrap=True)
 
 
-def _fail(message: str) -> typer.Exit:
-    _err.print(f"[bold red]error:[/] {message}", highlight=False)
-    return typer.Exit(code=2)
+_STORES = ("sqlite", "postgresql", "mysql", "mssql", "http", "https")
+"""URI schemes of the MLflow stores an experiment can be tracked in (databases and servers)."""
+
+
+def _tracking_uri(cfg: Any, override: str | None) -> str:
+    """The tracking URI (``--tracking-uri``, ``$MLFLOW_TRACKING_URI`` or the config's), or exit 2."""
+    from experiments.runner import RunnerError
+    from experiments.tracking import resolve_tracking_uri
+
+    where = "--tracking-uri, $MLFLOW_TRACKING_URI or the config's tracking.tracking_uri"
+    try:
+        uri = resolve_tracking_uri(cfg, override)
+    except (RunnerError, OSError) as err:  # OSError: the SQLite file's folder cannot be made
+        raise fail(f"{where}: {err}") from None
+    if uri.partition("://")[0].partition("+")[0] not in _STORES:
+        raise fail(
+            f"{where}: {uri!r}: use one of the schemes {list(_STORES)}, e.g. sqlite:///mlruns/mlflow.db"
+        )
+    return uri
 
 
 def _print_json(data: Any) -> None:
@@ -49,20 +67,22 @@ def run(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Run every trial of CONFIG (train, then evaluate), log them to MLflow, print the table."""
+    from mlflow.exceptions import MlflowException
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from experiments.compare import compare_results, to_markdown
     from experiments.config import ConfigError, load_config
     from experiments.runner import RunnerError, TrialResult, run_experiment
-    from experiments.tracking import resolve_tracking_uri
 
     try:
         cfg = load_config(config)
-        uri = resolve_tracking_uri(cfg, tracking_uri)
-    except (ConfigError, RunnerError) as err:
-        raise _fail(str(err)) from None
+    except ConfigError as err:
+        raise fail(f"CONFIG: {err}") from None
+    except (OSError, UnicodeDecodeError) as err:  # a file that is not UTF-8 text, here or a scenario
+        raise fail(f"CONFIG {str(config)!r}: cannot read a file of it as UTF-8 YAML ({err})") from None
+    uri = _tracking_uri(cfg, tracking_uri)
     total = cfg.n_trials()
-    _err.print(
+    stderr.print(
         f"experiment [bold]{cfg.name}[/]: {total} trials on "
         f"{'Ray at ' + address if address else (f'{workers} workers' if workers > 1 else '1 process')}; "
         f"tracking {uri}",
@@ -74,35 +94,35 @@ def run(
         MofNCompleteColumn(),
         TextColumn("{task.fields[last]}"),
         TimeElapsedColumn(),
-        console=_err,
+        console=stderr,
         transient=True,
-        disable=as_json or not _err.is_terminal,
+        disable=as_json or not stderr.is_terminal,
     ) as bar:
         task = bar.add_task(cfg.name, total=total, last="")
 
         def done(r: TrialResult) -> None:
             bar.update(task, advance=1, last=r.trial_id)
-            if not _err.is_terminal and not as_json:
-                _err.print(f"done {r.trial_id}", highlight=False)
+            if not stderr.is_terminal and not as_json:
+                stderr.print(f"done {r.trial_id}", highlight=False)
 
         try:
             result = run_experiment(
                 cfg, workers=workers, address=address, on_result=done, register=register, tracking_uri=uri
             )
-        except RunnerError as err:
-            raise _fail(str(err)) from None
+        except (RunnerError, MlflowException) as err:
+            raise fail(str(err)) from None
     if as_json:
         _print_json(result.to_dict())
         return
     _out.print(to_markdown(compare_results(result.results)), highlight=False)
-    _err.print(
+    stderr.print(
         f"{len(result.results)} trials in {result.seconds:,.1f}s; MLflow experiment {cfg.experiment_name!r}, "
         f"parent run {result.parent_run_id}; open with: mlflow ui --backend-store-uri {uri}",
         highlight=False,
     )
     if result.registered is not None:
         reg = result.registered
-        _err.print(
+        stderr.print(
             f"registered {reg.trial_id} as {reg.name} version {reg.version} (alias {reg.alias}); "
             f"run it with: campaign-opt simulate --policy {reg.uri}",
             highlight=False,
@@ -129,20 +149,24 @@ def compare(
     """Table of an experiment's runs: per scenario and policy, median and IQR over seeds."""
     from dataclasses import asdict
 
+    from mlflow.exceptions import MlflowException
+
     from experiments.compare import compare_records, to_markdown
     from experiments.plots import plot_comparison
     from experiments.runner import RunnerError
-    from experiments.tracking import resolve_tracking_uri, trial_records
+    from experiments.tracking import trial_records
 
+    uri = _tracking_uri(None, tracking_uri)
+    writable_folder("--out", out_dir)
     try:
-        uri = resolve_tracking_uri(None, tracking_uri)
         parent, records = trial_records(uri, name, run_id)
     except RunnerError as err:
-        raise _fail(str(err)) from None
+        raise fail(f"NAME {name!r}: {err}") from None
+    except MlflowException as err:
+        raise fail(f"--tracking-uri {uri!r}: {err}") from None
     if not records:
-        raise _fail(f"run {parent} of experiment {name!r} has no trial runs")
+        raise fail(f"NAME {name!r}: run {parent} has no trial runs")
     rows = compare_records(records)
-    out_dir.mkdir(parents=True, exist_ok=True)
     png = plot_comparison(rows, out_dir / "comparison.png")
     md = out_dir / "comparison.md"
     md.write_text(to_markdown(rows) + "\n", encoding="utf-8")
@@ -150,7 +174,7 @@ def compare(
         _print_json({"experiment": name, "parent_run_id": parent, "rows": [asdict(r) for r in rows]})
         return
     _out.print(to_markdown(rows), highlight=False)
-    _err.print(
+    stderr.print(
         f"{len(records)} trial runs of parent run {parent}; wrote {png} and {md}; "
         f"browse them with: mlflow ui --backend-store-uri {uri}",
         highlight=False,

@@ -22,6 +22,7 @@ from policies.baselines import FixedPolicy, OraclePolicy, RandomPolicy
 from policies.budgeted import BudgetedTSPolicy
 from policies.contextual import LinTSPolicy, LinUCBPolicy
 from policies.etc import ExploreThenCommitPolicy
+from policies.funnel import FunnelTSPolicy
 from policies.peers import MABWiserPolicy, VowpalWabbitPolicy
 from policies.rl import A2CPolicy, PPOPolicy, SB3Policy
 from simulators.types import CustomerSimulator
@@ -37,6 +38,7 @@ POLICY_NAMES: tuple[str, ...] = (
     "lin_ucb",
     "lin_ts",
     "budgeted_ts",
+    "funnel_ts",
     "ppo",
     "a2c",
     "vw",
@@ -58,6 +60,7 @@ POLICY_CLASSES: dict[str, type[Policy]] = {
         LinUCBPolicy,
         LinTSPolicy,
         BudgetedTSPolicy,
+        FunnelTSPolicy,
         PPOPolicy,
         A2CPolicy,
         VowpalWabbitPolicy,
@@ -162,7 +165,7 @@ def make_policy(name: str, simulator: CustomerSimulator, seed: int | None = None
             return OraclePolicy(simulator, seed=seed, **kwargs)
         return cls(seed=seed, **kwargs)
     except (ValueError, OSError) as err:  # the constructors' own checks, an unloadable model
-        raise UnknownPolicyError(f"{name}: {err}") from None
+        raise UnknownPolicyError(str(err)) from None
 
 
 _SAVED_FIELDS: dict[str, type] = {"policy": str, "config": dict, "state": dict, "rng": dict}

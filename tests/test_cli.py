@@ -1,15 +1,219 @@
-"""The command line, end to end through typer's runner."""
+"""The command line, end to end through typer's runner.
+
+Output is compared with whitespace collapsed (and a wide terminal), never as wrapped lines.
+"""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from typer.testing import CliRunner
+import pytest
+import typer
+from typer.core import TyperCommand, TyperGroup, TyperOption
+from typer.testing import CliRunner, Result
 
 from experiments.cli import app
 
-runner = CliRunner()
+runner = CliRunner(env={"COLUMNS": "200"})
+
+
+def _flat(text: str) -> str:
+    """``text`` with every run of whitespace as one space (independent of the terminal width)."""
+    return " ".join(text.split())
+
+
+Command = TyperCommand | TyperGroup
+
+
+def _commands(group: TyperGroup, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], Command]]:
+    """Every command and group under ``group``, by its words on the command line."""
+    found: list[tuple[tuple[str, ...], Command]] = []
+    for name, cmd in sorted(group.commands.items()):
+        assert isinstance(cmd, TyperCommand | TyperGroup)
+        found.append(((*path, name), cmd))
+        if isinstance(cmd, TyperGroup):
+            found.extend(_commands(cmd, (*path, name)))
+    return found
+
+
+ROOT = typer.main.get_command(app)
+assert isinstance(ROOT, TyperGroup)
+COMMANDS = [((), ROOT), *_commands(ROOT)]
+
+
+@pytest.mark.parametrize(
+    ("path", "command"), COMMANDS, ids=[" ".join(p) or "campaign-opt" for p, _ in COMMANDS]
+)
+def test_help_of_every_command(path: tuple[str, ...], command: Command) -> None:
+    res = runner.invoke(app, [*path, "--help"])
+    assert res.exit_code == 0, res.output
+    words = set(_flat(res.stdout).replace(",", " ").split())
+    assert "Usage:" in words
+    for param in command.params:
+        if isinstance(param, TyperOption) and not param.hidden:
+            assert set(param.opts + param.secondary_opts) <= words, (param.name, res.stdout)
+    if isinstance(command, TyperGroup):
+        assert set(command.commands) <= words, res.stdout
+
+
+def test_simulate_help_shows_brackets_as_written() -> None:
+    res = runner.invoke(app, ["simulate", "--help"])
+    assert res.exit_code == 0, res.output
+    assert "K/W[/GAP]:" in _flat(res.stdout).split()
+
+
+SIM = ["simulate", "--max-iterations", "2", "--customers-per-iteration", "500"]
+CONFIG = str(Path(__file__).parents[1] / "experiments" / "configs" / "bandits_vs_baselines.yaml")
+BAD_INPUT = {
+    "scenarios": [(["scenarios", "--jsn"], "--jsn")],
+    "simulate": [
+        ([*SIM, "--seed", "-1"], "--seed"),
+        ([*SIM, "--seed", str(2**32)], "--seed"),
+        ([*SIM, "--budget", "inf"], "--budget"),
+        ([*SIM, "--budget", "nan"], "--budget"),
+        ([*SIM, "--budget", "-1"], "--budget"),
+        ([*SIM, "--budget", "0"], "--budget"),
+        ([*SIM, "--budget", "lots"], "--budget"),
+        ([*SIM, "--goal-conversions", "nan"], "--goal-conversions"),
+        ([*SIM, "--goal-revenue", "-inf"], "--goal-revenue"),
+        ([*SIM, "--goal-conversions", "3", "--goal-revenue", "4"], "--goal-conversions"),
+        ([*SIM, "--max-cost-per-customer", "0"], "--max-cost-per-customer"),
+        ([*SIM, "--max-offer-value", "inf"], "--max-offer-value"),
+        ([*SIM, "--holdout", "0.9"], "--holdout"),
+        ([*SIM, "--holdout", "nan"], "--holdout"),
+        (["simulate", "--max-iterations", "0"], "--max-iterations"),
+        (["simulate", "--max-iterations", "10001"], "--max-iterations"),
+        (["simulate", "--customers-per-iteration", "0"], "--customers-per-iteration"),
+        ([*SIM, "--forecast", "0"], "--forecast"),
+        ([*SIM, "--scenario", "atlantis"], "--scenario"),
+        ([*SIM, "--scenario", "{tmp}/binary.yaml"], "--scenario"),
+        ([*SIM, "--scenario", "{tmp}/syntax.yaml"], "--scenario"),
+        ([*SIM, "--scenario", "{tmp}"], "--scenario"),
+        ([*SIM, "--policy", "nope"], "--policy"),
+        ([*SIM, "--policy", "fixed:fax/none/none"], "--policy"),
+        ([*SIM, "--policy", "epsilon_greedy:epsilon=5"], "--policy"),
+        ([*SIM, "--policy", "epsilon_greedy:epsilon=nan"], "--policy"),
+        ([*SIM, "--policy", "ucb:alpha=-1"], "--policy"),
+        ([*SIM, "--policy", "ppo"], "--policy"),
+        ([*SIM, "--policy", "ppo:model_path={tmp}/none"], "--policy"),
+        ([*SIM, "--policy-path", "{tmp}/none"], "--policy-path"),
+        ([*SIM, "--policy-path", "{tmp}/not_json"], "--policy-path"),
+        ([*SIM, "--policy-path", "{tmp}/missing_keys"], "--policy-path"),
+        ([*SIM, "--policy-path", "{tmp}/wrong_types"], "--policy-path"),
+        ([*SIM, "--policy-path", "{tmp}/wrong_state"], "--policy-path"),
+        ([*SIM, "--export-log", "{tmp}/a_file/logs"], "--export-log"),
+        ([*SIM, "--plot", "{tmp}/a_file/report.png"], "--plot"),
+        ([*SIM, "--channel", "file:/proc/nope"], "--channel"),
+        ([*SIM, "--channel", "file:{tmp}/a_file"], "--channel"),
+        ([*SIM, "--channel", "carrier-pigeon"], "--channel"),
+        ([*SIM, "--frequency-cap", "2"], "--frequency-cap"),
+        ([*SIM, "--frequency-cap", "1/20000"], "--frequency-cap"),
+        ([*SIM, "--channel-budget", "mail=inf"], "--channel-budget"),
+        ([*SIM, "--channel-budget", "fax=3"], "--channel-budget"),
+        ([*SIM, "--suppression", "{tmp}/binary.yaml"], "--suppression"),
+        ([*SIM, "--suppression", "{tmp}/none.txt"], "--suppression"),
+    ],
+    "train": [
+        (["train", "--seed", "-1"], "--seed"),
+        (["train", "--timesteps", "0"], "--timesteps"),
+        (["train", "--n-customers", "10"], "--n-customers"),
+        (["train", "--n-customers", str(10**9)], "--n-customers"),
+        (["train", "--campaigns", "0"], "--campaigns"),
+        (["train", "--scenario", "{tmp}/binary.yaml"], "--scenario"),
+        (["train", "--policy", "oracle"], "--policy"),
+        (["train", "--policy", "epsilon_greedy:epsilon=5"], "--policy"),
+        (["train", "--policy", "ppo", "--out", "{tmp}/a_file/ppo"], "--out"),
+        (["train", "--policy", "thompson", "--out", "{tmp}/a_file/ts"], "--out"),
+    ],
+    "benchmark": [
+        (["benchmark", "--seeds", "0"], "--seeds"),
+        (["benchmark", "--scenarios", ","], "--scenarios"),
+        (["benchmark", "--scenarios", "{tmp}/binary.yaml"], "--scenarios"),
+        (["benchmark", "--scenarios", "retail,atlantis"], "--scenarios"),
+        (["benchmark", "--policies", "oracle,nope"], "--policies"),
+        (["benchmark", "--policies", "oracle:pace=nan"], "--policies"),
+        (["benchmark", "--policies", "path"], "--policies"),
+        (["benchmark", "--policy-path", "{tmp}/wrong_state"], "--policy-path"),
+        (["benchmark", "--out", "{tmp}/a_file/bench"], "--out"),
+    ],
+    "calibration": [
+        (["calibration", "retail"], "SCENARIO"),
+        (["calibration", "--seeds", "0"], "--seeds"),
+        (["calibration", "--data", "{tmp}/none.csv"], "--data"),
+        (["calibration", "--data", "{tmp}/binary.yaml"], "--data"),
+        (["calibration", "--data", "{tmp}/bad.csv", "--seeds", "1"], "--data"),
+    ],
+    "serve": [
+        (["serve", "--port", "0"], "--port"),
+        (["serve", "--port", "70000"], "--port"),
+        (["serve", "--host", "999.1.1.1"], "--host"),
+    ],
+    "keys": [(["keys", "create"], "--owner")],
+    "demo": [
+        (["demo", "--train-campaigns", "0"], "--train-campaigns"),
+        (["demo", "--data-dir", "{tmp}/a_file/data"], "--data-dir"),
+    ],
+    "experiment": [
+        (["experiment", "run", "{tmp}/none.yaml"], "CONFIG"),
+        (["experiment", "run", "{tmp}/binary.yaml"], "CONFIG"),
+        (["experiment", "run", "{tmp}/syntax.yaml"], "CONFIG"),
+        (["experiment", "run", CONFIG, "--workers", "0"], "--workers"),
+        (["experiment", "run", CONFIG, "--tracking-uri", "bogus://x"], "--tracking-uri"),
+        (["experiment", "compare", "x", "--tracking-uri", "mlruns"], "--tracking-uri"),
+        (
+            ["experiment", "compare", "x", "--tracking-uri", "sqlite:////proc/nope/mlflow.db"],
+            "--tracking-uri",
+        ),
+        (["experiment", "compare", "x", "--out", "{tmp}/a_file/compare"], "--out"),
+    ],
+}
+"""Bad input per command, and the option the one-line error must name."""
+
+
+@pytest.fixture(scope="module")
+def bad_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder of broken inputs: binary and invalid YAML, broken saved policies, a plain file."""
+    tmp = tmp_path_factory.mktemp("bad")
+    (tmp / "binary.yaml").write_bytes(bytes(range(128, 256)) * 4)
+    (tmp / "syntax.yaml").write_text("name: [\n")
+    (tmp / "a_file").write_text("not a folder\n")
+    (tmp / "bad.csv").write_text("a,b\n1,2\n")
+    saved = {
+        "not_json": "{policy: thompson",
+        "missing_keys": json.dumps({"policy": "thompson"}),
+        "wrong_types": json.dumps({"policy": "thompson", "config": [], "state": {}, "rng": {}}),
+        "wrong_state": json.dumps(
+            {"policy": "thompson", "config": {}, "state": {"trials": "many"}, "rng": {"state": 1}}
+        ),
+    }
+    for name, text in saved.items():
+        (tmp / name).mkdir()
+        (tmp / name / "policy.json").write_text(text)
+    return tmp
+
+
+BAD_CASES = [
+    pytest.param(args, option, id=" ".join(args).replace(" ".join(SIM), "simulate"))
+    for cases in BAD_INPUT.values()
+    for args, option in cases
+]
+
+
+@pytest.mark.parametrize(("args", "option"), BAD_CASES)
+def test_bad_input_exits_2_with_one_line_naming_the_option(
+    bad_files: Path, tmp_path: Path, args: list[str], option: str
+) -> None:
+    env = {"DATA_DIR": str(tmp_path), "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    res: Result = runner.invoke(app, [a.replace("{tmp}", str(bad_files)) for a in args], env=env)
+    assert res.exit_code == 2, res.output
+    assert isinstance(res.exception, SystemExit)
+    error = _flat(res.output).lower().split("error:", 1)
+    assert len(error) == 2 and option.lower() in error[1], res.output
+
+
+def test_every_command_has_bad_input_cases() -> None:
+    assert {path[0] for path, _ in COMMANDS if path} == set(BAD_INPUT)
 
 
 def test_scenarios_json_lists_builtins() -> None:
@@ -88,21 +292,6 @@ def test_simulate_human_output_and_yaml_path(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     assert "spend / budget" in res.stdout and "stopped by" in res.stdout
     assert (tmp_path / "r.png").stat().st_size > 1000
-
-
-def test_bad_input_is_a_clear_error(tmp_path: Path) -> None:
-    res = runner.invoke(app, ["simulate", "--policy", "nope"])
-    assert res.exit_code == 2 and "unknown policy" in res.output
-    res = runner.invoke(app, ["simulate", "--scenario", "atlantis"])
-    assert res.exit_code == 2 and "built-in scenarios" in res.output
-    res = runner.invoke(app, ["simulate", "--goal-conversions", "3", "--goal-revenue", "4"])
-    assert res.exit_code == 2 and "at most one" in res.output
-    bad = tmp_path / "bad.yaml"
-    bad.write_text("name: x\npopulation: {sise: 3}\n")
-    res = runner.invoke(app, ["simulate", "--scenario", str(bad)])
-    assert res.exit_code == 2 and "population.sise" in res.output
-    res = runner.invoke(app, ["calibration", "hillstrom", "--data", str(tmp_path / "missing.csv")])
-    assert res.exit_code == 2 and "not found" in res.output
 
 
 def test_benchmark_end_to_end_on_a_tiny_scenario(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from experiments.cli import app
 
-runner = CliRunner()
+runner = CliRunner(env={"COLUMNS": "200"})
 SMALL = ["--max-iterations", "4", "--customers-per-iteration", "2000", "--budget", "300", "--json"]
 
 
@@ -45,17 +45,22 @@ def test_bad_cap_options_exit_2_with_the_reason(tmp_path: Path) -> None:
         (["--frequency-cap", "2"], "expected K/W"),
         (["--frequency-cap", "0/3"], "max_contacts"),
         (["--channel-budget", "mail"], "CHANNEL=DOLLARS"),
-        (["--channel-budget", "mail=-3"], "positive amount"),
+        (["--channel-budget", "mail=-3"], "positive finite amount"),
+        (["--channel-budget", "mail=inf"], "positive finite amount"),
         (["--channel-budget", "fax=3"], "unknown channel 'fax'"),
         (["--suppression", str(tmp_path / "none.txt")], "file not found"),
     ]
     bad = tmp_path / "bad.txt"
     bad.write_text("12\nabc\n")
     cases.append((["--suppression", str(bad)], "not a customer id: 'abc'"))
+    binary = tmp_path / "ids.bin"
+    binary.write_bytes(bytes(range(128, 256)))
+    cases.append((["--suppression", str(binary)], "cannot read it as text"))
+    cases.append((["--suppression", str(tmp_path / "ids.bin" / "x")], "file not found"))
     for args, message in cases:
         res = runner.invoke(app, ["simulate", "--policy", "random", *args, *SMALL])
         assert res.exit_code == 2, (args, res.output)
-        assert message in res.output, (args, res.output)
+        assert message in " ".join(res.output.split()), (args, res.output)
 
 
 def test_dry_run_and_forecast_send_nothing() -> None:
