@@ -803,6 +803,8 @@ class Service:
                 camp.modify(AgentUpdate.model_validate(changes), body.reason)
             except CampaignError as err:
                 raise InvalidError(str(err), ["body"]) from None
+            finally:
+                camp.set_external_contacts(None)  # read afresh each time: not part of the snapshot
 
         self._mutate(owner_id, cid, apply)
         return self.get(owner_id, cid)
@@ -1317,6 +1319,8 @@ class Service:
                 self._pause_on_error(r, me, f"{type(err).__name__}: {err}")
                 return False
             _generic_channel_errors(camp, n_audit, n_alerts)
+            committed = camp.channel_committed()  # real-time contacts included, for the check below
+            camp.set_external_contacts(None)  # read afresh each time: not part of the snapshot
             log = camp.log
             new = slice(n_log, len(log))
             with self.engine.begin() as conn:
@@ -1372,7 +1376,7 @@ class Service:
                     )
                 for rec_ in camp.audit_log[n_audit:]:
                     self._audit(conn, cid, rec_.action, rec_.reason, rec_.changes)
-                self._check_realtime_meanwhile(conn, r, camp, n_log)
+                self._check_realtime_meanwhile(conn, r, camp, n_log, committed)
                 # Real-time holds expire with the attribution window, like the runner's own.
                 self._release_decide_holds(
                     conn, cid, None if camp.status != "running" else max(camp.t - camp.window, 0)
@@ -1385,11 +1389,13 @@ class Service:
         self.counters["iterations_total"] += 1
         return True
 
-    def _check_realtime_meanwhile(self, conn: Connection, r: CampaignRow, camp: Campaign, n_log: int) -> None:
+    def _check_realtime_meanwhile(
+        self, conn: Connection, r: CampaignRow, camp: Campaign, n_log: int, committed: NDArray[np.float64]
+    ) -> None:
         """Refuse an iteration's commit when real-time decisions made while it was computed
         (after ``r`` was read) break its caps together with it: a customer it contacts too, or
-        a channel budget the two would exceed. Called after the commit's UPDATE took the
-        campaign row, so no more can come.
+        a channel budget the two would exceed (``committed``: by channel, as the iteration saw
+        it). Called after the commit's UPDATE took the campaign row, so no more can come.
 
         Raises:
             ConflictError: the iteration must be computed again (nothing is kept).
@@ -1410,7 +1416,7 @@ class Service:
         for _, arm, m in meanwhile:  # the few decisions of the last moments
             extra[arms.channel[arms.index(arm)]] += dollars(int(m))
         contacted = set(camp.log.customer[n_log:].tolist())
-        over = camp.channel_committed() + extra > camp.channel_cap + 1e-9
+        over = committed + extra > camp.channel_cap + 1e-9
         if over.any() or any(c in contacted for c, _, _ in meanwhile):
             self.counters["commit_conflicts_total"] += 1
             raise ConflictError("real-time decisions meanwhile touch this iteration's caps; computed again")
