@@ -419,6 +419,11 @@ def simulate(
     if export_log is not None:
         writable_folder("--export-log", export_log)
     if plot is not None:
+        from matplotlib.backend_bases import FigureCanvasBase
+
+        formats = sorted(FigureCanvasBase.get_supported_filetypes())
+        if plot.suffix.lower().removeprefix(".") not in formats:
+            raise fail(f"--plot {str(plot)!r}: the file name must end in an image format, one of {formats}")
         writable_folder("--plot", plot.parent)
     try:
         campaign = Campaign(spec, sim, pol, seed=seed, scenario_name=sc.name, channel=sender)

@@ -104,6 +104,7 @@ BAD_INPUT = {
         ([*SIM, "--policy-path", "{tmp}/wrong_state"], "--policy-path"),
         ([*SIM, "--export-log", "{tmp}/a_file/logs"], "--export-log"),
         ([*SIM, "--plot", "{tmp}/a_file/report.png"], "--plot"),
+        ([*SIM, "--plot", "{tmp}/report.xyz"], "--plot"),
         ([*SIM, "--channel", "file:/proc/nope"], "--channel"),
         ([*SIM, "--channel", "file:{tmp}/a_file"], "--channel"),
         ([*SIM, "--channel", "carrier-pigeon"], "--channel"),
