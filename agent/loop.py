@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -30,6 +31,7 @@ from agent.forecast import Forecast
 from agent.holdout import draw_holdout
 from agent.report import CampaignReport, DecisionLog, IterationRecord
 from agent.reporting import ReportMixin
+from agent.snapshot import ChannelFactory, from_doc, to_doc
 from agent.spec import CampaignSpec
 from agent.state import CampaignError
 from policies.base import Decisions, Feedback, Policy
@@ -78,7 +80,8 @@ class Campaign(CapsMixin, ReportMixin):
         self.scenario_name = scenario_name or str(getattr(getattr(simulator, "scenario", None), "name", ""))
         # Children are keyed by index: adding the holdout's stream leaves the first two unchanged.
         sim_seq, loop_seq, holdout_seq = np.random.SeedSequence(seed).spawn(3)
-        self.sim.reset(seed=int(sim_seq.generate_state(1)[0]))
+        self.sim_seed = int(sim_seq.generate_state(1)[0])
+        self.sim.reset(seed=self.sim_seed)
         self.rng = np.random.default_rng(loop_seq)
         arms = simulator.arms
         self.allowed = allowed_mask(spec, arms)
@@ -443,6 +446,31 @@ class Campaign(CapsMixin, ReportMixin):
         self.alerts.append(alert)
         for cb in self._alert_callbacks:
             cb(alert)
+
+    # -- snapshot ------------------------------------------------------------------------------
+    def snapshot(self) -> dict[str, Any]:
+        """The campaign as plain, versioned, JSON-ready data (:mod:`agent.snapshot`): no pickled
+        live objects, no channel or secrets; :meth:`from_snapshot` continues it bit for bit.
+
+        Raises:
+            CampaignError: the simulator is not the built-in :class:`simulators.Simulator`.
+        """
+        return to_doc(self)
+
+    @classmethod
+    def from_snapshot(cls, doc: dict[str, Any], channel: Channel | ChannelFactory | None = None) -> Campaign:
+        """Rebuild a campaign from :meth:`snapshot` (any supported ``snapshot_version``, see
+        :func:`agent.snapshot.migrate`).
+
+        Args:
+            doc: the snapshot.
+            channel: the channel to continue on, or a function that builds it around the rebuilt
+                simulator; ``None``: the simulator (:class:`agent.channels.SimulatedChannel`).
+
+        Raises:
+            CampaignError: an unsupported version or an unknown policy class.
+        """
+        return from_doc(cls, doc, channel)
 
     def __getstate__(self) -> dict[str, object]:
         state = self.__dict__.copy()

@@ -30,6 +30,8 @@ class CampaignState:
     sim: CustomerSimulator
     policy: Policy
     seed: int | None
+    sim_seed: int
+    """The seed the simulator was reset with (drawn from ``seed``)."""
     scenario_name: str
     campaign_id: str
     rng: np.random.Generator

@@ -24,6 +24,7 @@ use exactly the model that :meth:`Simulator.send` samples from.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -334,6 +335,31 @@ class Simulator:
         self.last_contact = np.full(n, -1, dtype=np.int64)
         self._contacted_now = np.zeros(n, dtype=bool)
         self._pending: list[list[EventBatch]] = [[] for _ in self.scenario.dynamics.conversion_delay]
+
+    def state(self) -> dict[str, Any]:
+        """What changes while a campaign runs (the population is a function of the reset seed):
+        iteration, fatigue, opt-outs, contact history, conversions still to arrive (one batch per
+        delay) and the response stream's random state. Plain numpy arrays and numbers."""
+        pending = [EventBatch.concat(bucket) for bucket in self._pending]
+        return {
+            "iteration": self._iteration,
+            "fatigue": self.fatigue,
+            "unsubscribed": self.unsubscribed,
+            "contacts": self.contacts,
+            "last_contact": self.last_contact,
+            "contacted_now": self._contacted_now,
+            "pending": [vars(b) for b in pending],
+            "rng": self._rng.bit_generator.state,
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Bring a simulator reset with the same seed to :meth:`state` (the inverse)."""
+        self._iteration = int(state["iteration"])
+        for name in ("fatigue", "unsubscribed", "contacts", "last_contact"):
+            setattr(self, name, np.array(state[name], dtype=getattr(self, name).dtype))
+        self._contacted_now = np.array(state["contacted_now"], dtype=bool)
+        self._pending = [[EventBatch(**b)] if len(b["decision_id"]) else [] for b in state["pending"]]
+        self._rng.bit_generator.state = state["rng"]
 
     # -- observation ------------------------------------------------------------------------
     def _build_feature_names(self) -> tuple[str, ...]:
