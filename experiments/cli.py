@@ -4,7 +4,6 @@ input exits with code 2 and one line naming the option (see :mod:`experiments.cl
 from __future__ import annotations
 
 import json
-import math
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -14,7 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from experiments.cli_common import MAX_SEED, Number, fail, writable_folder
+from experiments.cli_common import MAX_DOLLARS, MAX_SEED, Number, fail, writable_folder
 from experiments.cli_common import stderr as console
 from experiments.experiment_cli import experiment_app
 
@@ -189,10 +188,10 @@ def _parse_caps(
             amount = float(value)
         except ValueError:
             amount = float("nan")
-        if not sep or not name.strip() or not 0 < amount < math.inf:
+        if not sep or not name.strip() or not 0 < amount <= MAX_DOLLARS:
             raise fail(
-                f"--channel-budget {item!r}: expected CHANNEL=DOLLARS with a positive finite amount, "
-                "e.g. sms=50"
+                f"--channel-budget {item!r}: expected CHANNEL=DOLLARS with a positive finite amount "
+                f"of at most {MAX_DOLLARS:g}, e.g. sms=50"
             )
         budgets[name.strip()] = amount
     if budgets:
@@ -303,7 +302,8 @@ def simulate(
         typer.Option(help="Goal: this much attributed revenue.", parser=Number(0, above=True)),
     ] = None,
     budget: Annotated[
-        float | None, typer.Option(help="Cost threshold in dollars.", parser=Number(0, above=True))
+        float | None,
+        typer.Option(help="Cost threshold in dollars.", parser=Number(0, MAX_DOLLARS, above=True)),
     ] = None,
     max_iterations: Annotated[
         int | None, typer.Option(help="Most iterations to run.", min=1, max=10_000)
@@ -313,7 +313,9 @@ def simulate(
     ] = None,
     max_cost_per_customer: Annotated[
         float | None,
-        typer.Option(help="Most dollars spent or reserved on one customer.", parser=Number(0, above=True)),
+        typer.Option(
+            help="Most dollars spent or reserved on one customer.", parser=Number(0, MAX_DOLLARS, above=True)
+        ),
     ] = None,
     holdout: Annotated[
         float,
@@ -343,7 +345,8 @@ def simulate(
     max_offer_value: Annotated[
         float | None,
         typer.Option(
-            help="Most an offer may cost on redemption; arms above it are left out.", parser=Number(0)
+            help="Most an offer may cost on redemption; arms above it are left out.",
+            parser=Number(0, MAX_DOLLARS),
         ),
     ] = None,
     dry_run: Annotated[

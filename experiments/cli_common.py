@@ -23,6 +23,10 @@ stderr = Console(stderr=True, soft_wrap=True)
 MAX_SEED = 2**32 - 1
 """The largest seed the simulator, NumPy and Stable-Baselines3 all accept."""
 
+MAX_DOLLARS = 1e9
+"""The most one amount of money given on the command line may be, as in the API (budgets, caps,
+offer values): far inside the ledger's integer micro-dollars."""
+
 
 def fail(message: str) -> typer.Exit:
     """Print ``error: message`` to stderr on one line, shown as written (no markup); exit code 2."""
