@@ -162,8 +162,8 @@ def compare(
         parent, records = trial_records(uri, name, run_id)
     except RunnerError as err:
         raise fail(f"NAME {name!r}: {err}") from None
-    except MlflowException as err:
-        raise fail(f"--tracking-uri {uri!r}: {err}") from None
+    except MlflowException as err:  # the given run, or else the store, is not there
+        raise fail(f"{'--run-id' if run_id is not None else '--tracking-uri'}: {err}") from None
     if not records:
         raise fail(f"NAME {name!r}: run {parent} has no trial runs")
     rows = compare_records(records)

@@ -215,6 +215,19 @@ def test_bad_input_exits_2_with_one_line_naming_the_option(
     assert len(error) == 2 and option.lower() in error[1], res.output
 
 
+def test_compare_an_unknown_run_names_run_id(tmp_path: Path) -> None:
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    MlflowClient(uri).create_experiment("x", artifact_location=(tmp_path / "artifacts").as_uri())
+    res = runner.invoke(
+        app,
+        ["experiment", "compare", "x", "--run-id", "0123abc", "--tracking-uri", uri, "--out", str(tmp_path)],
+    )
+    assert res.exit_code == 2, res.output
+    assert "--run-id" in _flat(res.output).split("error:", 1)[1]
+
+
 def test_every_command_has_bad_input_cases() -> None:
     assert {path[0] for path, _ in COMMANDS if path} == set(BAD_INPUT)
 
