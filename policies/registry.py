@@ -103,7 +103,7 @@ def _convert(text: str, hint: Any, key: str) -> Any:
     try:
         value = hint(text)
     except ValueError:
-        kind = "a whole number" if hint is int else "a number"
+        kind = "an int" if hint is int else "a float"
         raise UnknownPolicyError(f"{key} takes {kind}, got {text!r}") from None
     if not math.isfinite(value):
         raise UnknownPolicyError(f"{key} takes a finite number, got {text!r}")
