@@ -147,9 +147,7 @@ class CapsMixin(ProjectionMixin):
         ext = np.zeros(self._n_channels) if self._external is None else self._external.channel_committed
         if len(self.log) == 0:
             return ext.astype(np.float64)
-        ids = self.log.decision_id
-        # An open reservation holds its whole worst case (charged + remainder); a closed one its charges.
-        committed = np.where(self.ledger.is_open(ids), self.log.reserved, self.ledger.charged(ids))
+        committed = self.ledger.committed(self.log.decision_id)
         out = np.bincount(arms.channel[self.log.arm], weights=committed, minlength=self._n_channels)
         return (out + ext).astype(np.float64)
 

@@ -285,6 +285,12 @@ class BudgetLedger:
         """``(k,)`` dollars charged so far to each of the given reservations."""
         return self._charged[self._check_ids(ids)] / MICROS_PER_DOLLAR
 
+    def committed(self, ids: ArrayLike) -> FloatArray:
+        """``(k,)`` dollars each reservation commits: its charges plus what it still holds (its
+        whole worst case while open, its charges once closed). In SQL: ``charged + held``."""
+        idx = self._check_ids(ids)
+        return (self._charged[idx] + self._remaining[idx]) / MICROS_PER_DOLLAR
+
     def open_ids(self) -> IntArray:
         """Ids of all open reservations."""
         return np.flatnonzero(self._open[: self._n]).astype(np.int64)
