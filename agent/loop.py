@@ -35,7 +35,7 @@ from agent.snapshot import ChannelFactory, from_doc, to_doc
 from agent.spec import CampaignSpec
 from agent.state import CampaignError
 from policies.base import Decisions, Feedback, Policy
-from simulators.money import CampaignLedger, LedgerError
+from simulators.money import CampaignLedger, LedgerError, attribution_window
 from simulators.types import CustomerSimulator, EventBatch
 
 __all__ = ["Campaign", "CampaignError", "DryRun", "ExternalContacts", "Forecast", "IterationCallback"]
@@ -86,13 +86,10 @@ class Campaign(CapsMixin, ReportMixin):
         arms = simulator.arms
         self.allowed = allowed_mask(spec, arms)
         # Optional protocol member: channels without delayed conversions need not define it.
-        max_delay = int(getattr(simulator, "max_delay", 0))
-        self.window = spec.attribution_window if spec.attribution_window is not None else max_delay
-        if self.window < max_delay:
-            raise CampaignError(
-                f"attribution_window {self.window} is shorter than the channel's longest conversion "
-                f"delay {max_delay}: offers redeemed later could not be paid from a reservation"
-            )
+        try:
+            self.window = attribution_window(int(getattr(simulator, "max_delay", 0)), spec.attribution_window)
+        except ValueError as err:
+            raise CampaignError(str(err)) from None
         self.channel_cap = channel_caps(spec, arms.channel_names)
         bad = [c for c in spec.suppression if not 0 <= c < simulator.n_customers]
         if bad:

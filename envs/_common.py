@@ -20,6 +20,7 @@ from numpy.typing import NDArray
 
 from simulators import CustomerSimulator, EventBatch, Scenario, Simulator, load_scenario
 from simulators.money import Scaled, scale_to_population
+from simulators.money import attribution_window as window_rule
 from simulators.scenario import GoalConfig
 
 FloatArray = NDArray[np.float64]
@@ -120,15 +121,7 @@ def attribution_window(sim: CustomerSimulator, override: int | None) -> int:
         ValueError: a negative override, or one shorter than ``simulator.max_delay`` (offers
             redeemed later could not be paid from a reservation).
     """
-    max_delay = int(getattr(sim, "max_delay", 0))
-    if override is None:
-        return max_delay
-    if override < max_delay:
-        raise ValueError(
-            f"attribution_window {override} is shorter than the simulator's longest conversion "
-            f"delay {max_delay}: offers redeemed later could not be paid from a reservation"
-        )
-    return int(override)
+    return window_rule(int(getattr(sim, "max_delay", 0)), override)
 
 
 def fatigue_decay(sim: CustomerSimulator, override: float | None) -> float:

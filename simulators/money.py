@@ -95,6 +95,27 @@ def dollars(amount_micros: int) -> float:
 
 
 # -- the attribution window --------------------------------------------------------------------
+def attribution_window(max_delay: int, override: int | None) -> int:
+    """The attribution window in iterations: the longest conversion delay, unless overridden.
+
+    Args:
+        max_delay: the simulator's (or channel's) longest conversion delay (0 without delays).
+        override: a window chosen by the owner, at least ``max_delay``.
+
+    Raises:
+        ValueError: an override shorter than ``max_delay`` (offers redeemed later could not be
+            paid from a reservation).
+    """
+    if override is None:
+        return int(max_delay)
+    if override < max_delay:
+        raise ValueError(
+            f"attribution_window {override} is shorter than the longest conversion delay {max_delay}: "
+            "offers redeemed later could not be paid from a reservation"
+        )
+    return int(override)
+
+
 @overload
 def window_closed(sent_iteration: int, now: int, window: int) -> bool: ...
 @overload

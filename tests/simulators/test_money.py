@@ -11,6 +11,7 @@ from simulators.money import (
     CampaignLedger,
     InsufficientBudgetError,
     LedgerError,
+    attribution_window,
     find_decisions,
     first_open_iteration,
     first_per_decision,
@@ -142,3 +143,9 @@ def test_the_rules_as_plain_functions() -> None:
     scaled = scale_to_population(2000, 10_000, 10_000, 6_400, 64_000)
     assert (scaled.target, scaled.budget, scaled.customers_per_iteration) == (200.0, 1000.0, 1000)
     assert scale_to_population(10, 10, 10, 1, 1000).customers_per_iteration == 1
+
+
+def test_the_attribution_window_covers_the_longest_delay() -> None:
+    assert attribution_window(2, None) == 2 and attribution_window(2, 5) == 5
+    with pytest.raises(ValueError, match="shorter than the longest conversion delay 2"):
+        attribution_window(2, 1)
