@@ -249,16 +249,29 @@ def _named_policy(name: str, sim: Any, seed: int | None, option: str) -> Policy:
         raise fail(f"{option} {name!r}: {err}") from None
 
 
-def _saved_policy(folder: Path, sim: Any) -> Policy:
-    """The policy saved in ``folder`` (``--policy-path``), or exit 2."""
+def _saved_policy(folder: Path, sim: Any, sc: Scenario) -> Policy:
+    """The policy saved in ``folder`` (``--policy-path``) for ``sim``, once it could decide for a
+    small campaign of ``sc``; or exit 2."""
+    from agent import Campaign, CampaignSpec
     from policies import UnknownPolicyError, load_policy
+    from simulators import Simulator
 
     if not (folder / "policy.json").is_file():
         raise fail(f"--policy-path {str(folder)!r}: no saved policy there (expected policy.json)")
     try:
-        return load_policy(folder, sim)
+        pol = load_policy(folder, sim)
     except UnknownPolicyError as err:
         raise fail(f"--policy-path: {err}") from None
+    n = 200
+    trial = CampaignSpec.from_scenario(sc, max_iterations=1, customers_per_iteration=n)
+    try:  # a policy saved for another scenario's arms or features fails on its first decision
+        Campaign(trial, Simulator(sc, n_customers=n), pol, seed=0).dry_run()
+    except (ValueError, IndexError) as err:
+        raise fail(
+            f"--policy-path {str(folder)!r}: the saved {pol.name} policy cannot decide for scenario "
+            f"{sc.name!r} ({err})"
+        ) from None
+    return pol
 
 
 def _make_channel(text: str, sim: Any) -> Any:
@@ -414,7 +427,7 @@ def simulate(
         ) from None
     sim = Simulator(sc)
     if policy_path is not None:
-        pol = _saved_policy(policy_path, sim)
+        pol = _saved_policy(policy_path, sim, sc)
         policy = pol.name
     else:
         pol = _named_policy(policy, sim, seed, "--policy")
@@ -613,12 +626,13 @@ def benchmark(
     if policy_path is None and "path" in policy_list:
         raise fail("--policies: 'path' is the policy of --policy-path, which is not given")
     for name in scenario_list:  # every name before the first (long) run
-        sim = Simulator(_scenario(name, "--scenarios"), n_customers=1)
+        sc = _scenario(name, "--scenarios")
+        sim = Simulator(sc, n_customers=1)
         for pol in policy_list:
             if pol != "path":
                 _named_policy(pol, sim, None, "--policies")
         if policy_path is not None:
-            _saved_policy(policy_path, sim)
+            _saved_policy(policy_path, sim, sc)
     writable_folder("--out", out_dir)
     total = len(scenario_list) * len(policy_list) * seeds
     with Progress(

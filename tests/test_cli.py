@@ -14,6 +14,7 @@ from typer.core import TyperCommand, TyperGroup, TyperOption
 from typer.testing import CliRunner, Result
 
 from experiments.cli import app
+from policies.bandits import ArmStats, ThompsonPolicy
 
 runner = CliRunner(env={"COLUMNS": "200"})
 
@@ -103,6 +104,7 @@ BAD_INPUT = {
         ([*SIM, "--policy-path", "{tmp}/missing_keys"], "--policy-path"),
         ([*SIM, "--policy-path", "{tmp}/wrong_types"], "--policy-path"),
         ([*SIM, "--policy-path", "{tmp}/wrong_state"], "--policy-path"),
+        ([*SIM, "--scenario", "hillstrom", "--policy-path", "{tmp}/retail_thompson"], "--policy-path"),
         ([*SIM, "--export-log", "{tmp}/a_file/logs"], "--export-log"),
         ([*SIM, "--plot", "{tmp}/a_file/report.png"], "--plot"),
         ([*SIM, "--plot", "{tmp}/report.xyz"], "--plot"),
@@ -138,6 +140,10 @@ BAD_INPUT = {
         (["benchmark", "--policies", "oracle:pace=nan"], "--policies"),
         (["benchmark", "--policies", "path"], "--policies"),
         (["benchmark", "--policy-path", "{tmp}/wrong_state"], "--policy-path"),
+        (
+            ["benchmark", "--scenarios", "hillstrom", "--policy-path", "{tmp}/retail_thompson"],
+            "--policy-path",
+        ),
         (["benchmark", "--out", "{tmp}/a_file/bench"], "--out"),
     ],
     "calibration": [
@@ -193,6 +199,9 @@ def bad_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for name, text in saved.items():
         (tmp / name).mkdir()
         (tmp / name / "policy.json").write_text(text)
+    retail = ThompsonPolicy(seed=0)
+    retail.stats = ArmStats(37)  # what a campaign on retail's 37 arms leaves
+    retail.save(tmp / "retail_thompson")
     return tmp
 
 
