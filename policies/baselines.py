@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from policies.base import DecisionContext, Decisions, GoalMetric, Policy
-from policies.knapsack import paced_need, solve_wave
+from policies.knapsack import deadline_need, solve_wave
 from simulators.types import NO_CONTACT, CustomerSimulator, FloatArray
 
 
@@ -50,23 +50,25 @@ class FixedPolicy(Policy):
 
 
 class OraclePolicy(Policy):
-    """Knows the simulator's true expectations and buys the goal at the lowest price.
+    """Knows the simulator's true expectations and buys the goal at the lowest price it can find.
 
-    For each wave it needs ``goal_remaining / iterations_left`` of the goal metric (times
-    ``pace``). Each customer gets the arm maximizing ``value - cost / price`` (no contact when
-    nothing is positive), where ``value`` is the true expected conversions (or revenue) and
-    ``cost`` the true expected cost; the price per unit of value is the lowest one, found by
-    bisection, whose wave is expected to deliver what is needed, within the available budget.
-    This is a Lagrangian solution of the per-wave multiple-choice knapsack
-    (:func:`policies.knapsack.solve_wave`): every dollar goes to the customer and arm that buys
-    the most of the goal per dollar.
+    Each wave is the multiple-choice knapsack of :func:`policies.knapsack.solve_wave`: every
+    customer gets the arm maximizing ``value - cost / price - penalty * worst_case`` (no contact
+    when nothing is positive), where ``value`` is the true expected conversions (or revenue) and
+    ``cost`` the true expected cost, at the lowest price whose wave delivers the wave's need with
+    its worst-case reservations within the available budget (reservations are a second resource:
+    the reserve-aware mode). When no such wave exists, the wave that buys the most value within
+    the budget is taken instead.
+
+    The need looks at the deadline (:func:`policies.knapsack.deadline_need`): an equal share of
+    the remaining goal plus a safety margin of ``safety`` standard deviations of what is still
+    to be realized, so the waves spread the goal over every iteration left at one price, and the
+    last ones still reach it when responses fall short of their expectation.
 
     Args:
         simulator: the world whose ground truth the oracle reads.
-        pace: safety factor on the per-wave need.
-        reserve_aware: solve each wave with worst-case reservations as a second resource
-            (``reserve_aware`` of :func:`policies.knapsack.solve_wave`); off by default, the
-            yardstick's original solver.
+        pace: factor on the per-wave share of the remaining goal.
+        safety: standard deviations of the remaining goal added to it.
     """
 
     name: ClassVar[str] = "oracle"
@@ -74,32 +76,43 @@ class OraclePolicy(Policy):
     def __init__(
         self,
         simulator: CustomerSimulator,
-        pace: float = 1.1,
-        reserve_aware: bool = False,
+        pace: float = 1.0,
+        safety: float = 2.0,
         seed: int | None = None,
     ) -> None:
         super().__init__(seed)
         if not pace > 0:
             raise ValueError(f"pace must be positive, got {pace}")
+        if not safety >= 0:
+            raise ValueError(f"safety must be at least 0, got {safety}")
         self.simulator = simulator
         self.pace = pace
-        self.reserve_aware = reserve_aware
+        self.safety = safety
 
     def config(self) -> dict[str, Any]:
-        return {"pace": self.pace, "reserve_aware": self.reserve_aware, "seed": self.seed}
+        return {"pace": self.pace, "safety": self.safety, "seed": self.seed}
 
-    def _value(self, ctx: DecisionContext) -> tuple[FloatArray, FloatArray, FloatArray]:
+    def _value(self, ctx: DecisionContext) -> tuple[FloatArray, FloatArray, FloatArray, float]:
+        """Value ``(n, n_arms)`` (``-inf`` where masked), expected cost, worst case and the goal
+        units one conversion brings on average (1 for conversions, revenue per order)."""
         n_arms = len(ctx.arms)
         gt = self.simulator.expected(ctx.customers[:, None], np.arange(n_arms)[None, :])
         metric: GoalMetric = ctx.goal_metric
         value = gt.p_convert if metric == "conversions" else gt.revenue
+        unit = 1.0 if metric == "conversions" else float(gt.revenue.sum() / max(gt.p_convert.sum(), 1e-12))
         value = np.where(ctx.mask, value, -np.inf)
         value[:, NO_CONTACT] = 0.0  # not contacting earns nothing toward an attributed goal
         worst = np.broadcast_to(ctx.arms.worst_case_cost[None, :], value.shape)
-        return value, np.asarray(gt.cost, dtype=np.float64), worst
+        return value, np.asarray(gt.cost, dtype=np.float64), worst, unit
 
     def act(self, ctx: DecisionContext) -> Decisions:
-        value, cost, worst = self._value(ctx)
-        need = paced_need(ctx.goal_remaining, ctx.iterations_left, self.pace)
-        wave = solve_wave(value, cost, worst, need, ctx.budget_available, reserve_aware=self.reserve_aware)
-        return Decisions(arms=wave.arms, pscores=np.ones(len(ctx)), priority=wave.priority)
+        value, cost, worst, unit = self._value(ctx)
+        need = deadline_need(ctx.goal_remaining, ctx.iterations_left, self.pace, self.safety, unit)
+        wave = solve_wave(value, cost, worst, need, ctx.budget_available, reserve_aware=True)
+        if wave.value < need:  # short of the need: buy as much as the budget allows
+            most = solve_wave(value, cost, worst, need, ctx.budget_available)
+            wave = most if most.value > wave.value else wave
+        # The wave's worst case fits the budget already; when the loop still drops contacts (the
+        # last wave sized to the rest of the goal, channel budgets), it keeps the most valuable.
+        chosen = value[np.arange(len(ctx)), wave.arms]
+        return Decisions(arms=wave.arms, pscores=np.ones(len(ctx)), priority=chosen)

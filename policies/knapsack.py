@@ -236,3 +236,30 @@ def _fit_budget(
 def paced_need(goal_remaining: float, iterations_left: int, pace: float) -> float:
     """The share of the remaining goal one wave should deliver: ``pace * remaining / left``."""
     return pace * max(goal_remaining, 0.0) / max(iterations_left, 1)
+
+
+def deadline_need(
+    goal_remaining: float, iterations_left: int, pace: float, safety: float, unit: float = 1.0
+) -> float:
+    """What one wave should deliver so the goal is reached by the deadline at one price.
+
+    The remaining goal plus a margin of ``safety`` standard deviations of what it realizes (a
+    count of conversions of ``unit`` goal each is about Poisson: variance ``remaining * unit``)
+    and ``safety`` conversions (so a small rest is still bought whole: goals come in whole
+    conversions), shared equally among the iterations left (times ``pace``). Every wave spreads
+    the rest over the waves left, so a shortfall is made up at about the same price (one price
+    for the whole campaign, which is what the covering LP of :mod:`policies.yardsticks` pays);
+    the last wave aims at the whole rest plus its margin.
+
+    Args:
+        goal_remaining: goal still to reach.
+        iterations_left: iterations remaining, this one included.
+        pace: factor on the equal share.
+        safety: standard deviations of margin.
+        unit: goal per conversion (1 for conversions, the mean order value for revenue).
+    """
+    remaining = max(goal_remaining, 0.0)
+    if remaining <= 0:
+        return 0.0
+    margin = safety * (float(np.sqrt(remaining * unit)) + unit)
+    return pace * (remaining + margin) / max(iterations_left, 1)

@@ -254,7 +254,6 @@ BANDIT_NAMES = (
     "random",
     "fixed:email/bestsellers/none",
     "oracle",
-    "oracle:reserve_aware=true",
     "explore_then_commit",
     "epsilon_greedy",
     "ucb",
