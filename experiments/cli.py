@@ -422,6 +422,8 @@ def simulate(
         raise fail(
             "; ".join(
                 _spec_error(str(e["loc"][0]), f"{'.'.join(map(str, e['loc']))}: {e['msg']}")
+                if e["loc"]
+                else e["msg"]  # a rule across fields
                 for e in err.errors()
             )
         ) from None
