@@ -189,9 +189,10 @@ def from_doc(
         channel=chan,
         campaign_id=d["campaign_id"],
     )
-    sim.reset(seed=int(d["sim_seed"]))  # the campaign drew its own sim seed: the saved one wins
+    if camp.sim_seed != int(d["sim_seed"]):  # a campaign without a seed drew another one: the saved wins
+        camp.sim_seed = int(d["sim_seed"])
+        sim.reset(seed=camp.sim_seed)
     sim.restore(d["simulator"])
-    camp.sim_seed = int(d["sim_seed"])
     camp.rng.bit_generator.state = d["rng"]
     for k, v in d["arrays"].items():
         setattr(camp, k, v)

@@ -103,3 +103,14 @@ def test_migrate_refuses_unknown_versions_and_foreign_policies() -> None:
     foreign = {**doc, "policy": {**doc["policy"], "class": "os:system"}}
     with pytest.raises(CampaignError, match="outside the policies package"):
         Campaign.from_snapshot(foreign)
+
+
+def test_a_campaign_without_a_seed_continues_like_its_snapshot() -> None:
+    camp = _campaign("thompson", n=1000)
+    camp = Campaign(camp.spec, camp.sim, make_policy("thompson", camp.sim, seed=3), seed=None)
+    camp.start()
+    for _ in range(2):
+        camp.tick()
+    copy = Campaign.from_snapshot(json.loads(json.dumps(camp.snapshot())))
+    assert copy.sim_seed == camp.sim_seed
+    assert _finish(copy) == _finish(camp)
