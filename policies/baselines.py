@@ -92,9 +92,9 @@ class OraclePolicy(Policy):
     def config(self) -> dict[str, Any]:
         return {"pace": self.pace, "safety": self.safety, "seed": self.seed}
 
-    def _value(self, ctx: DecisionContext) -> tuple[FloatArray, FloatArray, FloatArray, float]:
-        """Value ``(n, n_arms)`` (``-inf`` where masked), expected cost, worst case and the goal
-        units one conversion brings on average (1 for conversions, revenue per order)."""
+    def _value(self, ctx: DecisionContext) -> tuple[FloatArray, FloatArray, float]:
+        """Value ``(n, n_arms)`` (``-inf`` where masked), expected cost and the goal units one
+        conversion brings on average (1 for conversions, revenue per order)."""
         n_arms = len(ctx.arms)
         gt = self.simulator.expected(ctx.customers[:, None], np.arange(n_arms)[None, :])
         metric: GoalMetric = ctx.goal_metric
@@ -102,17 +102,37 @@ class OraclePolicy(Policy):
         unit = 1.0 if metric == "conversions" else float(gt.revenue.sum() / max(gt.p_convert.sum(), 1e-12))
         value = np.where(ctx.mask, value, -np.inf)
         value[:, NO_CONTACT] = 0.0  # not contacting earns nothing toward an attributed goal
-        worst = np.broadcast_to(ctx.arms.worst_case_cost[None, :], value.shape)
-        return value, np.asarray(gt.cost, dtype=np.float64), worst, unit
+        return value, np.asarray(gt.cost, dtype=np.float64), unit
 
     def act(self, ctx: DecisionContext) -> Decisions:
-        value, cost, worst, unit = self._value(ctx)
-        need = deadline_need(ctx.goal_remaining, ctx.iterations_left, self.pace, self.safety, unit)
-        wave = solve_wave(value, cost, worst, need, ctx.budget_available, reserve_aware=True)
-        if wave.value < need:  # short of the need: buy as much as the budget allows
-            most = solve_wave(value, cost, worst, need, ctx.budget_available)
-            wave = most if most.value > wave.value else wave
-        # The wave's worst case fits the budget already; when the loop still drops contacts (the
-        # last wave sized to the rest of the goal, channel budgets), it keeps the most valuable.
-        chosen = value[np.arange(len(ctx)), wave.arms]
-        return Decisions(arms=wave.arms, pscores=np.ones(len(ctx)), priority=chosen)
+        value, cost, unit = self._value(ctx)
+        return buy_wave(ctx, value, cost, self.pace, self.safety, unit)
+
+
+def buy_wave(
+    ctx: DecisionContext, value: FloatArray, cost: FloatArray, pace: float, safety: float, unit: float
+) -> Decisions:
+    """The oracle's allocator: buy the wave's share of the goal at the lowest price.
+
+    The need is :func:`policies.knapsack.deadline_need`; the wave is the reserve-aware solution
+    of :func:`policies.knapsack.solve_wave` (worst-case reservations are a second resource), or,
+    when that cannot meet the need, whichever of it and the budget-filling solution buys more.
+    When the loop still drops contacts (the last wave sized to the rest of the goal, channel
+    budgets), it keeps the most valuable ones: the wave's worst case already fits the budget.
+
+    Args:
+        ctx: the wave's context (mask, arms, budget, goal).
+        value: ``(n, n_arms)`` expected goal per arm (``-inf`` where masked, 0 for no contact).
+        cost: ``(n, n_arms)`` expected cost per arm.
+        pace: factor on the per-wave share of the remaining goal.
+        safety: standard deviations of safety margin.
+        unit: goal per conversion (1 for conversions, revenue per order).
+    """
+    worst = np.broadcast_to(ctx.arms.worst_case_cost[None, :], value.shape)
+    need = deadline_need(ctx.goal_remaining, ctx.iterations_left, pace, safety, unit)
+    wave = solve_wave(value, cost, worst, need, ctx.budget_available, reserve_aware=True)
+    if wave.value < need:
+        most = solve_wave(value, cost, worst, need, ctx.budget_available)
+        wave = most if most.value > wave.value else wave
+    chosen = value[np.arange(len(ctx)), wave.arms]
+    return Decisions(arms=wave.arms, pscores=np.ones(len(ctx)), priority=chosen)

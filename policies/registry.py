@@ -22,6 +22,7 @@ from policies.baselines import FixedPolicy, OraclePolicy, RandomPolicy
 from policies.budgeted import BudgetedTSPolicy
 from policies.contextual import LinTSPolicy, LinUCBPolicy
 from policies.etc import ExploreThenCommitPolicy
+from policies.feature_oracle import FeatureOraclePolicy
 from policies.funnel import FunnelTSPolicy
 from policies.peers import MABWiserPolicy, VowpalWabbitPolicy
 from policies.rl import A2CPolicy, PPOPolicy, SB3Policy
@@ -31,6 +32,7 @@ POLICY_NAMES: tuple[str, ...] = (
     "random",
     "fixed:ARM",
     "oracle",
+    "feature_oracle",
     "explore_then_commit",
     "epsilon_greedy",
     "ucb",
@@ -53,6 +55,7 @@ POLICY_CLASSES: dict[str, type[Policy]] = {
         RandomPolicy,
         FixedPolicy,
         OraclePolicy,
+        FeatureOraclePolicy,
         ExploreThenCommitPolicy,
         EpsilonGreedyPolicy,
         UCBPolicy,
@@ -163,6 +166,8 @@ def make_policy(name: str, simulator: CustomerSimulator, seed: int | None = None
     try:
         if cls is OraclePolicy:
             return OraclePolicy(simulator, seed=seed, **kwargs)
+        if cls is FeatureOraclePolicy:
+            return FeatureOraclePolicy(simulator, seed=seed, **kwargs)
         return cls(seed=seed, **kwargs)
     except (ValueError, OSError) as err:  # the constructors' own checks, an unloadable model
         raise UnknownPolicyError(str(err)) from None
@@ -196,6 +201,8 @@ def load_policy(path: str | Path, simulator: CustomerSimulator) -> Policy:
     try:
         if name == "oracle":
             return OraclePolicy.load(path, simulator=simulator)
+        if name == "feature_oracle":
+            return FeatureOraclePolicy.load(path, simulator=simulator)
         return POLICY_CLASSES[name].load(path)
     except (OSError, KeyError, TypeError, ValueError, IndexError) as err:
         raise UnknownPolicyError(f"{file} does not hold a usable {name} policy: {err!r}") from None
