@@ -15,8 +15,9 @@ Example:
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,8 @@ import numpy as np
 
 from agent import Campaign, CampaignReport, CampaignSpec
 from policies import load_policy, make_policy
+from policies.base import GoalMetric
+from policies.yardsticks import lp_bound
 from simulators import Simulator, load_scenario
 
 
@@ -63,11 +66,19 @@ class BenchmarkRow:
 
 @dataclass(frozen=True)
 class BenchmarkResult:
-    """Every run, the aggregated table and, per scenario, the oracle variant used as yardstick."""
+    """Every run, the aggregated table, per scenario the oracle variant used as yardstick, and
+    per scenario and seed the ``lp_bound`` (:mod:`policies.yardsticks`; ``None`` when the goal
+    cannot be reached even fractionally)."""
 
     rows: list[BenchmarkRow]
     runs: list[RunResult]
     yardstick: dict[str, str]
+    lp_bound: dict[str, dict[int, float | None]] = field(default_factory=dict)
+
+    def lp_bound_median(self, scenario: str) -> float | None:
+        """Median over seeds of a scenario's ``lp_bound`` (``None`` when none is finite)."""
+        values = [v for v in self.lp_bound.get(scenario, {}).values() if v is not None]
+        return float(np.median(values)) if values else None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -75,16 +86,21 @@ class BenchmarkResult:
             "rows": [asdict(r) for r in self.rows],
             "runs": [asdict(r) for r in self.runs],
             "yardstick": dict(self.yardstick),
+            "lp_bound": {
+                s: {"seeds": {str(k): v for k, v in seeds.items()}, "median": self.lp_bound_median(s)}
+                for s, seeds in self.lp_bound.items()
+            },
             "targets": target_check(self),
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BenchmarkResult:
         """Rebuild from :meth:`to_dict` output (the rows are re-aggregated from the runs)."""
-        return from_runs([RunResult(**r) for r in data["runs"]])
+        bounds = {s: {int(k): v for k, v in b["seeds"].items()} for s, b in data.get("lp_bound", {}).items()}
+        return from_runs([RunResult(**r) for r in data["runs"]], bounds)
 
 
-NON_ADAPTIVE = ("oracle", "random", "fixed", "explore_then_commit")
+NON_ADAPTIVE = ("oracle", "feature_oracle", "random", "fixed", "explore_then_commit")
 """Policy families that are yardsticks or habits, not adaptive learners."""
 PEERS = ("vw", "mabwiser")
 """Peer libraries run through adapters."""
@@ -107,6 +123,18 @@ def _run_one(scenario: str, policy: str, seed: int, policy_path: Path | None) ->
     start = time.perf_counter()
     report = Campaign(CampaignSpec.from_scenario(sc), sim, pol, seed=seed, scenario_name=sc.name).run()
     return report, time.perf_counter() - start
+
+
+def campaign_lp_bound(scenario: str, seed: int) -> float | None:
+    """``lp_bound`` of the benchmark's campaign on ``scenario`` with ``seed`` (the population the
+    campaign draws; ``None`` when the goal is out of reach even fractionally)."""
+    sc = load_scenario(scenario)
+    sim = Simulator(sc)
+    spec = CampaignSpec.from_scenario(sc)
+    Campaign(spec, sim, make_policy("random", sim, seed=seed), seed=seed)  # resets sim like a run
+    metric: GoalMetric = "revenue" if spec.goal.metric == "revenue" else "conversions"
+    bound = lp_bound(sim, spec.goal.target, metric, spec.max_iterations, spec.customers_per_iteration)
+    return None if math.isinf(bound.value) else bound.value
 
 
 def aggregate(runs: Sequence[RunResult]) -> tuple[list[BenchmarkRow], dict[str, str]]:
@@ -203,6 +231,12 @@ def target_check(result: BenchmarkResult) -> list[dict[str, Any]]:
                         out[r.policy] = round(best.cost_to_goal_median / r.cost_to_goal_median, 3)
             return out
 
+        feature = [r for r in rows if family(r.policy) == "feature_oracle" and r.cost_to_goal_median]
+        to_feature = (
+            round(best.cost_to_goal_median / feature[0].cost_to_goal_median, 3)
+            if feature and feature[0].cost_to_goal_median and best.cost_to_goal_median is not None
+            else None
+        )
         checks.append(
             {
                 "scenario": scenario,
@@ -211,6 +245,8 @@ def target_check(result: BenchmarkResult) -> list[dict[str, Any]]:
                 "cost_to_goal_median": best.cost_to_goal_median,
                 "yardstick": result.yardstick.get(scenario),
                 "ratio_to_oracle": None if best.ratio_to_oracle is None else round(best.ratio_to_oracle, 3),
+                "ratio_to_feature_oracle": to_feature,
+                "lp_bound": result.lp_bound_median(scenario),
                 "ratio_to_explore_then_commit": vs(("explore_then_commit",)),
                 "ratio_to_peers": vs(PEERS),
             }
@@ -235,7 +271,10 @@ def run_benchmark(
         on_run: called after every campaign (progress).
     """
     runs: list[RunResult] = []
+    bounds: dict[str, dict[int, float | None]] = {}
+    names: dict[str, str] = {}  # as given -> as the reports name it
     for scenario in scenarios:
+        bounds[scenario] = {seed: campaign_lp_bound(scenario, seed) for seed in range(seeds)}
         for policy in policies:
             for seed in range(seeds):
                 path = policy_path if policy == "path" else None
@@ -253,15 +292,19 @@ def run_benchmark(
                     seconds=secs,
                 )
                 runs.append(res)
+                names[scenario] = res.scenario
                 if on_run is not None:
                     on_run(res)
-    return from_runs(runs)
+    return from_runs(runs, {names.get(s, s): b for s, b in bounds.items()})
 
 
-def from_runs(runs: Sequence[RunResult]) -> BenchmarkResult:
-    """Aggregate runs (possibly from several invocations) into a result."""
+def from_runs(
+    runs: Sequence[RunResult], lp_bounds: dict[str, dict[int, float | None]] | None = None
+) -> BenchmarkResult:
+    """Aggregate runs (possibly from several invocations) into a result, with the scenarios'
+    ``lp_bound`` per seed when known."""
     rows, yardstick = aggregate(runs)
-    return BenchmarkResult(rows=rows, runs=list(runs), yardstick=yardstick)
+    return BenchmarkResult(rows=rows, runs=list(runs), yardstick=yardstick, lp_bound=dict(lp_bounds or {}))
 
 
 def _money(x: float | None) -> str:
@@ -302,11 +345,17 @@ def to_markdown(result: BenchmarkResult) -> str:
             + ")."
         )
 
+    for scenario in result.lp_bound:
+        lines.append(
+            f"- {scenario}: lp_bound (a provable lower bound on the expected cost to the goal, median "
+            f"over seeds) {_money(result.lp_bound_median(scenario))}."
+        )
     for c in target_check(result):
         lines.append(
             f"- {c['scenario']}: best adaptive `{c['best_adaptive']}` reached the goal in "
             f"{c['goal_reached_rate']:.0%} of runs, median cost to goal {_money(c['cost_to_goal_median'])}, "
-            f"ratio to oracle {_ratio(c['ratio_to_oracle'])}; "
+            f"ratio to oracle {_ratio(c['ratio_to_oracle'])}, "
+            f"to feature_oracle {_ratio(c['ratio_to_feature_oracle'])}; "
             f"vs {_ratios(c['ratio_to_explore_then_commit'])}; vs peers: {_ratios(c['ratio_to_peers'])}."
         )
     return "\n".join(lines)

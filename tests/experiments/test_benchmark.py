@@ -31,8 +31,9 @@ def _result() -> BenchmarkResult:
             _run("budgeted_ts", seed, 120.0 if seed < 2 else None),
             _run("explore_then_commit", seed, None),
             _run("vw", seed, 300.0),
+            _run("feature_oracle", seed, 125.0),
         ]
-    return from_runs(runs)
+    return from_runs(runs, {"s": {0: 80.0, 1: 90.0, 2: None}})
 
 
 def test_the_yardstick_is_the_most_reliable_then_cheapest_oracle() -> None:
@@ -51,15 +52,19 @@ def test_target_check_picks_the_most_reliable_adaptive_policy_and_compares_it() 
     assert check["ratio_to_oracle"] == round(150.0 / 101.0, 3)
     assert check["ratio_to_explore_then_commit"] == {"explore_then_commit": "never reached the goal"}
     assert check["ratio_to_peers"] == {"vw": 0.5}
+    assert check["ratio_to_feature_oracle"] == round(150.0 / 125.0, 3)
+    assert check["lp_bound"] == 85.0  # the median of the finite bounds
 
 
 def test_round_trip_through_json_and_markdown() -> None:
     res = _result()
     again = BenchmarkResult.from_dict(res.to_dict())
-    assert again.rows == res.rows and again.yardstick == res.yardstick
+    assert again.rows == res.rows and again.yardstick == res.yardstick and again.lp_bound == res.lp_bound
     md = to_markdown(res)
     assert (
         md.startswith("| scenario")
         and "`oracle:reserve_aware=true`" in md
         and "best adaptive `thompson`" in md
+        and "lp_bound" in md
+        and "to feature_oracle 1.20x" in md
     )
