@@ -639,8 +639,18 @@ class Service:
     def forecast(self, owner_id: int, cid: int, runs: int) -> dict[str, Any]:
         """Simulated campaigns before launch, on one of the server's few slots for expensive work."""
         with self.engine.connect() as conn:
-            if self._orm(conn, owner_id, cid).status != "ready":
+            r = self._orm(conn, owner_id, cid)
+            if r.status != "ready":
                 raise ConflictError("forecast is available before launch only (status 'ready')")
+            spec = json.loads(r.spec_json)
+            work = runs * int(spec["max_iterations"]) * int(spec["customers_per_iteration"])
+            if work > self.settings.forecast_max_decisions:
+                most = max(self.settings.forecast_max_decisions * runs // work, 0)
+                raise InvalidError(
+                    f"{runs} runs of this campaign would decide for {work:,} candidates; a forecast may "
+                    f"decide for {self.settings.forecast_max_decisions:,} (at most {most} runs here)",
+                    ["query", "runs"],
+                )
             blob = _snapshot(conn, cid)
         with self._heavy_work():
             try:

@@ -28,6 +28,8 @@ class Settings:
         heavy_workers: forecasts and campaign creations (the expensive requests) one server
             process runs at the same time; more wait up to ``heavy_wait_seconds``, then get a 503.
         heavy_wait_seconds: how long an expensive request waits for a free worker.
+        forecast_max_decisions: most candidate decisions one forecast may simulate (runs times
+            iterations times customers per iteration); more is a 422 on ``runs``.
         webhook_schemes: URL schemes a webhook channel may use.
         webhook_hosts: host names a webhook channel may use; empty: any host.
         webhook_allow_private: allow webhook hosts that resolve to private, loopback or link-local
@@ -46,6 +48,7 @@ class Settings:
     max_active_campaigns: int = 50
     heavy_workers: int = 1
     heavy_wait_seconds: float = 10.0
+    forecast_max_decisions: int = 1_000_000
     webhook_schemes: tuple[str, ...] = ("https",)
     webhook_hosts: tuple[str, ...] = ()
     webhook_allow_private: bool = False
@@ -61,6 +64,7 @@ def settings_from_env() -> Settings:
     """Settings from the environment: ``DATABASE_URL``, ``DATA_DIR``, ``CAMPAIGN_OPT_WORKER``
     (``0``: no runner), ``CAMPAIGN_OPT_LEASE_SECONDS``, ``CAMPAIGN_OPT_RATE_PER_SECOND``,
     ``CAMPAIGN_OPT_RATE_BURST``, ``CAMPAIGN_OPT_MAX_ACTIVE_CAMPAIGNS``, ``CAMPAIGN_OPT_HEAVY_WORKERS``,
+    ``CAMPAIGN_OPT_FORECAST_MAX_DECISIONS``,
     ``CAMPAIGN_OPT_WEBHOOK_SCHEMES`` and ``CAMPAIGN_OPT_WEBHOOK_HOSTS`` (comma-separated),
     ``CAMPAIGN_OPT_WEBHOOK_ALLOW_PRIVATE`` (``1``), ``CAMPAIGN_OPT_WEBHOOK_SECRET_<REF>`` and
     ``CAMPAIGN_OPT_METRICS_TOKEN``."""
@@ -78,6 +82,7 @@ def settings_from_env() -> Settings:
         rate_burst=int(env.get("CAMPAIGN_OPT_RATE_BURST", "2000")),
         max_active_campaigns=int(env.get("CAMPAIGN_OPT_MAX_ACTIVE_CAMPAIGNS", "50")),
         heavy_workers=int(env.get("CAMPAIGN_OPT_HEAVY_WORKERS", "1")),
+        forecast_max_decisions=int(env.get("CAMPAIGN_OPT_FORECAST_MAX_DECISIONS", "1000000")),
         webhook_schemes=_words("CAMPAIGN_OPT_WEBHOOK_SCHEMES", "https"),
         webhook_hosts=_words("CAMPAIGN_OPT_WEBHOOK_HOSTS", ""),
         webhook_allow_private=env.get("CAMPAIGN_OPT_WEBHOOK_ALLOW_PRIVATE", "0") == "1",

@@ -269,3 +269,12 @@ def test_channel_failures_are_reported_without_the_connection_error(
         assert alerts[-1]["message"] == CHANNEL_FAILED and audit[-1]["reason"] == CHANNEL_FAILED
         assert url not in json.dumps(report) and "HTTP 400" not in json.dumps(report)
     app.state.service.engine.dispose()
+
+
+def test_a_forecast_too_large_to_simulate_is_refused(client: TestClient) -> None:
+    h = auth(client)
+    big = {**SMALL, "max_iterations": 1000, "customers_per_iteration": 4000}  # 4,000,000 candidates a run
+    cid = client.post("/campaigns", json=big, headers=h).json()["id"]
+    r = client.get(f"/campaigns/{cid}/forecast?runs=1", headers=h)
+    _field_422(r, "runs")
+    assert "at most 0 runs" in r.json()["detail"][0]["msg"]
