@@ -37,7 +37,7 @@ from numpy.typing import NDArray
 from policies.base import DecisionContext, Decisions, GoalMetric, Policy
 from policies.baselines import buy_wave
 from simulators.simulator import Simulator
-from simulators.types import NO_CONTACT, CustomerSimulator, FloatArray, IntArray
+from simulators.types import NO_CONTACT, BoolArray, CustomerSimulator, FloatArray, IntArray
 
 TRAINING_SEED_BASE = 1_000_000
 """Populations of the sample are drawn with seeds from here on (the benchmark uses 0..k)."""
@@ -71,23 +71,34 @@ class FeatureModel:
     r2: dict[str, float] = field(default_factory=dict)
     calibration: list[tuple[float, float, float]] = field(default_factory=list)
 
-    def predict(self, features: NDArray[np.float32], arms: IntArray) -> dict[str, FloatArray]:
-        """Predictions for every candidate and every contact arm.
+    def predict(
+        self, features: NDArray[np.float32], mask: BoolArray, targets: tuple[str, ...] = TARGETS
+    ) -> dict[str, FloatArray]:
+        """Predictions for every candidate and allowed contact arm.
 
         Args:
             features: ``(n, n_features)`` observable features.
-            arms: ``(k,)`` contact arm indices.
+            mask: ``(n, n_arms)`` allowed arms (arm 0, no contact, is never predicted).
+            targets: which of :data:`TARGETS` to predict.
 
         Returns:
-            Per target, ``(n, k)`` predictions clipped at 0 (``p_convert`` also at 1).
+            Per target, ``(n, n_arms)`` predictions clipped at 0 (``p_convert`` also at 1), 0
+            where the arm is not allowed and for no contact.
         """
         from threadpoolctl import threadpool_limits
 
-        n, k = features.shape[0], arms.shape[0]
-        rows = _rows(np.repeat(features, k, axis=0), np.tile(arms, n))
+        allowed = mask.copy()
+        allowed[:, NO_CONTACT] = False
+        customers, arms = np.nonzero(allowed)
+        rows = _rows(features[customers], arms.astype(np.int64))
+        out: dict[str, FloatArray] = {}
         with threadpool_limits(1):
-            out = {name: np.maximum(m.predict(rows), 0.0).reshape(n, k) for name, m in self.models.items()}
-        out["p_convert"] = np.minimum(out["p_convert"], 1.0)
+            for name in targets:
+                full = np.zeros(mask.shape)
+                full[customers, arms] = np.maximum(self.models[name].predict(rows), 0.0)
+                out[name] = full
+        if "p_convert" in out:
+            out["p_convert"] = np.minimum(out["p_convert"], 1.0)
         return out
 
 
@@ -281,22 +292,15 @@ class FeatureOraclePolicy(Policy):
         return self._model
 
     def act(self, ctx: DecisionContext) -> Decisions:
-        n, n_arms = len(ctx), len(ctx.arms)
-        contact = np.arange(1, n_arms, dtype=np.int64)
-        pred = self.model.predict(ctx.features, contact)
         metric: GoalMetric = ctx.goal_metric
-        value = np.zeros((n, n_arms))
-        value[:, 1:] = pred["p_convert"] if metric == "conversions" else pred["revenue"]
-        cost = np.zeros((n, n_arms))
-        cost[:, 1:] = pred["cost"]
+        goal = "p_convert" if metric == "conversions" else "revenue"
+        pred = self.model.predict(ctx.features, ctx.mask, tuple(dict.fromkeys(("p_convert", goal, "cost"))))
         unit = (
-            1.0
-            if metric == "conversions"
-            else float(pred["revenue"].sum() / max(pred["p_convert"].sum(), 1e-12))
+            1.0 if metric == "conversions" else float(pred[goal].sum() / max(pred["p_convert"].sum(), 1e-12))
         )
-        value = np.where(ctx.mask, value, -np.inf)
+        value = np.where(ctx.mask, pred[goal], -np.inf)
         value[:, NO_CONTACT] = 0.0
-        return buy_wave(ctx, value, cost, self.pace, self.safety, unit)
+        return buy_wave(ctx, value, pred["cost"], self.pace, self.safety, unit)
 
     def save(self, path: str | Path) -> Path:
         """As :meth:`Policy.save`, with the fitted model beside ``policy.json`` when there is one."""
