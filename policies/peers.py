@@ -289,6 +289,37 @@ def _sample_rows(pmf: FloatArray, u: FloatArray) -> IntArray:
     return out
 
 
+VW_EXPLORATION_FLAGS = (
+    "--epsilon",
+    "--first",
+    "--bag",
+    "--cover",
+    "--psi",
+    "--nounif",
+    "--softmax",
+    "--lambda",
+    "--squarecb",
+    "--gamma_scale",
+    "--gamma_exponent",
+    "--regcb",
+    "--regcbopt",
+    "--mellowness",
+    "--synthcover",
+    "--rnd",
+)
+"""The exploration options of ``--cb_explore_adf`` the ``vw`` policy accepts (nothing that reads
+or writes files)."""
+
+
+def _is_number(text: str) -> bool:
+    """Whether ``text`` reads as a float (a flag's value)."""
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 class VowpalWabbitPolicy(_PeerPolicy):
     """Vowpal Wabbit's contextual bandit with action-dependent features (``--cb_explore_adf``).
 
@@ -318,6 +349,12 @@ class VowpalWabbitPolicy(_PeerPolicy):
         value_per_unit: float | None = None,
     ) -> None:
         super().__init__(seed, value_per_unit)
+        flags = [t for t in exploration.split() if not _is_number(t)]
+        if not flags or any(f not in VW_EXPLORATION_FLAGS for f in flags):
+            raise ValueError(
+                f"exploration takes VW exploration flags {list(VW_EXPLORATION_FLAGS)} with numbers, "
+                f"e.g. '--epsilon 0.05', got {exploration!r}"
+            )
         self.exploration = exploration
         self._vw: Any = None
         self._action_lines: list[str] = []

@@ -97,6 +97,7 @@ BAD_INPUT = {
         ([*SIM, "--policy", "epsilon_greedy:epsilon=5"], "--policy"),
         ([*SIM, "--policy", "epsilon_greedy:epsilon=nan"], "--policy"),
         ([*SIM, "--policy", "ucb:alpha=-1"], "--policy"),
+        ([*SIM, "--policy", "vw:exploration=--bogus"], "--policy"),
         ([*SIM, "--policy", "ppo"], "--policy"),
         ([*SIM, "--policy", "ppo:model_path={tmp}/none"], "--policy"),
         ([*SIM, "--policy-path", "{tmp}/none"], "--policy-path"),

@@ -42,6 +42,8 @@ def sim() -> Simulator:
         ("ppo:model_path=/nonexistent/model", "/nonexistent/model"),
         ("ppo:volume_levels=0.5", "volume_levels"),
         ("vw:value_per_unit=-5", "value_per_unit"),
+        ("vw:exploration=--bogus", "exploration"),
+        ("vw:exploration=--epsilon 0.1 -f /tmp/model", "exploration"),
         ("mabwiser:learning_policy=greedy", "learning_policy"),
         ("mabwiser:alpha=0", "alpha"),
     ],
@@ -53,6 +55,9 @@ def test_bad_hyperparameter_values_are_unknown_policy_errors(sim: Simulator, nam
 
 def test_hyperparameters_take_their_annotated_types(sim: Simulator) -> None:
     assert make_policy("vw:value_per_unit=5", sim).config()["value_per_unit"] == 5.0
+    assert make_policy("vw:exploration=--squarecb --gamma_scale 10", sim).config()["exploration"] == (
+        "--squarecb --gamma_scale 10"
+    )
     assert make_policy("budgeted_ts:sampling=batch,pace=1.5", sim).config()["pace"] == 1.5
     assert make_policy("epsilon_greedy:epsilon=0", sim).config()["epsilon"] == 0.0
 
