@@ -60,7 +60,8 @@ class FeatureModel:
         models: one regressor per name in :data:`TARGETS`, on ``[features, arm]`` rows.
         pairs: (customer, arm) pairs fitted on.
         seconds: wall time of drawing the sample and fitting.
-        r2: ``R^2`` of each model against the ground truth on a held-out sample.
+        r2: ``R^2`` of each model against the ground truth on a held-out sample (NaN for a
+            constant target).
         calibration: per decile of predicted ``p_convert`` on the held-out sample: mean
             prediction, mean ground truth, mean realized conversion (a Bernoulli draw).
     """
@@ -192,15 +193,21 @@ def fit_feature_model(simulator: Simulator, pairs: int, seed: int, iterations: i
     fitted = FeatureModel(models=models, pairs=int(x.shape[0]), seconds=seconds)
     hx, hy, hreal = draw_sample(simulator, max(pairs // 10, 10_000), seed + 500, iterations)
     pred = {t: np.asarray(m.predict(hx), dtype=np.float64) for t, m in models.items()}
-    fitted.r2 = {
-        t: 1.0 - float(np.mean((pred[t] - hy[t]) ** 2)) / max(float(np.var(hy[t])), 1e-300) for t in TARGETS
-    }
+    fitted.r2 = {t: _r2(pred[t], hy[t]) for t in TARGETS}
     deciles = np.array_split(np.argsort(pred["p_convert"], kind="stable"), 10)
     fitted.calibration = [
         (float(pred["p_convert"][d].mean()), float(hy["p_convert"][d].mean()), float(hreal[d].mean()))
         for d in deciles
     ]
     return fitted
+
+
+def _r2(pred: FloatArray, truth: FloatArray) -> float:
+    """``R^2`` of ``pred`` against ``truth``; NaN when the truth is constant (e.g. one send cost)."""
+    var = float(np.var(truth))
+    if var <= 1e-12 * max(float(np.mean(truth**2)), 1e-300):
+        return float("nan")
+    return 1.0 - float(np.mean((pred - truth) ** 2)) / var
 
 
 def scenario_key(simulator: Simulator, pairs: int, seed: int, iterations: int) -> str:
