@@ -535,35 +535,33 @@ def train(
     )
 
 
-WARM_STARTABLE = ("epsilon_greedy", "ucb", "thompson", "lin_ucb", "lin_ts", "budgeted_ts")
-
-
 def _warm_start(policy: str, sc: Any, campaigns: int, out: Path, seed: int) -> None:
     """Run ``campaigns`` simulated campaigns of ``sc`` with one learning bandit, then save it.
 
     Training seeds are ``1_000_000 + 1_000 * seed + i``, far from the benchmark's seeds 0..K-1.
     """
-    from agent import Campaign, CampaignSpec
+    from agent import CampaignReport
+    from experiments.pretrain import PRETRAINABLE, pretrain
     from simulators import Simulator
 
-    if policy.partition(":")[0] not in WARM_STARTABLE:
+    if policy.partition(":")[0] not in PRETRAINABLE:
         raise fail(
             f"--policy: cannot train {policy!r}; trainable policies: RL ['a2c', 'ppo'] or a learning bandit "
-            f"{list(WARM_STARTABLE)} (warm start on simulated campaigns)"
+            f"{list(PRETRAINABLE)} (pretrained on simulated campaigns)"
         )
     pol = _named_policy(policy, Simulator(sc), seed, "--policy")
     writable_folder("--out", out)
-    spec = CampaignSpec.from_scenario(sc)
     with Progress(*_TRAIN_COLUMNS, console=console, transient=True) as bar:
-        task = bar.add_task(f"warm start {policy}", total=campaigns)
-        for i in range(campaigns):
-            train_seed = 1_000_000 + 1_000 * seed + i
-            rep = Campaign(spec, Simulator(sc), pol, seed=train_seed, scenario_name=sc.name).run()
+        task = bar.add_task(f"pretrain {policy}", total=campaigns)
+
+        def progress(i: int, train_seed: int, rep: CampaignReport) -> None:
             console.print(
                 f"campaign {i + 1}/{campaigns} (seed {train_seed}): goal reached {rep.goal_reached}, "
                 f"spend ${rep.spend:,.0f}"
             )
             bar.update(task, advance=1)
+
+        pretrain(pol, sc, campaigns, seed, on_campaign=progress)
     pol.save(out)
     console.print(
         f"trained {pol.name} saved to {out}; run it with: campaign-opt simulate --policy-path {out}"

@@ -49,8 +49,9 @@ Scalar = Annotated[bool | int | float | str, PlainValidator(_scalar)]
 RL_ALGORITHMS = ("ppo", "a2c")
 """Policies trained with Stable-Baselines3 (their grid keys are SB3 constructor arguments)."""
 
-WARM_STARTABLE = ("epsilon_greedy", "ucb", "thompson", "lin_ucb", "lin_ts", "budgeted_ts")
-"""Learning bandits that can be warm-started on simulated campaigns before evaluation."""
+PRETRAINABLE = ("epsilon_greedy", "ucb", "thompson", "lin_ucb", "lin_ts", "budgeted_ts", "funnel_ts")
+"""Learning policies that can be pretrained on simulated campaigns before evaluation
+(:func:`experiments.pretrain.pretrain`; RL policies train with Stable-Baselines3 instead)."""
 
 SB3_KEYS = frozenset(
     {

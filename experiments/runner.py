@@ -52,8 +52,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from experiments.config import (
+    PRETRAINABLE,
     RL_ALGORITHMS,
-    WARM_STARTABLE,
     EvaluationConfig,
     ExperimentConfig,
     PolicyConfig,
@@ -73,8 +73,6 @@ if TYPE_CHECKING:
 DECISION_SAMPLE = 200
 """Decisions of the first evaluation campaign kept in a trial's decision-log sample."""
 
-TRAINING_SEED_BASE = 1_000_000
-"""Warm-start campaigns use seeds ``TRAINING_SEED_BASE + 1_000 * seed + i`` (as ``campaign-opt train``)."""
 
 TIMING_METRICS = ("seconds_train", "seconds_eval")
 """Wall-clock metrics: the only ones that differ between two runs of the same trial."""
@@ -287,7 +285,7 @@ def unzip_policy(archive: bytes, folder: Path) -> Path:
 
 def _train(spec: TrialSpec, sc: Scenario, folder: Path) -> Policy:
     """Train the trial's policy and save it into ``folder``; returns the trained policy."""
-    from agent import Campaign
+    from experiments.pretrain import pretrain
     from policies import make_policy
     from simulators import Simulator
 
@@ -309,12 +307,10 @@ def _train(spec: TrialSpec, sc: Scenario, folder: Path) -> Policy:
         )
     sim = Simulator(sc, n_customers=n_train)
     pol = make_policy(spec.make_name, sim, seed=spec.seed)
-    if spec.family in WARM_STARTABLE and tr.campaigns > 0:
+    if spec.family in PRETRAINABLE and tr.campaigns > 0:
         train_eval = spec.evaluation.model_copy(update={"n_customers": n_train, "seeds": None})
         cspec, _ = evaluation_spec(sc, train_eval)
-        for i in range(tr.campaigns):
-            seed = TRAINING_SEED_BASE + 1_000 * spec.seed + i
-            Campaign(cspec, Simulator(sc, n_customers=n_train), pol, seed=seed, scenario_name=sc.name).run()
+        pretrain(pol, sc, tr.campaigns, spec.seed, spec=cspec, n_customers=n_train)
     pol.save(folder)
     return pol
 

@@ -307,6 +307,9 @@ class FunnelTSPolicy(Policy):
         carry_over: share of the learned precision kept as the prior of the next campaign.
         pscore_samples: Monte Carlo draws for the propensities.
         newton_steps: Newton steps per model after each wave.
+        price_step: most the marginal price may move from one wave to the next, up or down (a
+            factor; the first wave starts from what the budget affords per unit of the goal; 0:
+            no limit; the last two waves are free to catch up).
         bystanders: customers of earlier waves sampled per wave (not candidates now, so not
             contacted) whose organic purchases teach the ``base`` model.
         seed: the policy's seed.
@@ -327,6 +330,7 @@ class FunnelTSPolicy(Policy):
         pscore_samples: int = 16,
         newton_steps: int = 3,
         bystanders: int = 10_000,
+        price_step: float = 1.5,
         seed: int | None = None,
     ) -> None:
         super().__init__(seed)
@@ -342,6 +346,7 @@ class FunnelTSPolicy(Policy):
             "pscore_samples": pscore_samples >= 1,
             "newton_steps": newton_steps >= 1,
             "bystanders": bystanders >= 0,
+            "price_step": price_step == 0 or price_step >= 1,
         }
         for key, ok in checks.items():
             value = locals()[key]
@@ -358,6 +363,8 @@ class FunnelTSPolicy(Policy):
         self.pscore_samples = pscore_samples
         self.newton_steps = newton_steps
         self.bystanders = bystanders
+        self.price_step = price_step
+        self.last_price = 0.0
         self._built: tuple[int, int, int, int, int] | None = None  # n_features, n_ch, n_co, n_of, n_arms
         self._last: (
             tuple[DecisionContext, NDArray[np.float32], FloatArray, FloatArray, FunnelEstimates] | None
@@ -379,6 +386,7 @@ class FunnelTSPolicy(Policy):
             "pscore_samples": self.pscore_samples,
             "newton_steps": self.newton_steps,
             "bystanders": self.bystanders,
+            "price_step": self.price_step,
             "seed": self.seed,
         }
 
@@ -475,6 +483,7 @@ class FunnelTSPolicy(Policy):
         self._seen = np.zeros(0, bool)
         self.forecast_closed = self.realized_closed = 0.0
         self.iterations_seen = 0
+        self.last_price = 0.0
         self.campaigns += 1
 
     def _models(self) -> tuple[BayesLogistic, ...]:
@@ -681,7 +690,16 @@ class FunnelTSPolicy(Policy):
         left = max(ctx.iterations_left - self.slack, 1)
         need = paced_need(target, left, self.pace)
         held = self.held(arms)
-        max_price = self.price_cap * (ctx.budget_available + held) / max(remaining, 1e-9)
+        affordable = (ctx.budget_available + held) / max(remaining, 1e-9)
+        max_price = self.price_cap * affordable
+        previous = self.last_price if self.last_price > 0 else affordable
+        if self.price_step > 0 and ctx.iterations_left > 2:
+            # The marginal price moves by at most a factor ``price_step`` per wave (the first wave
+            # starts from what the budget affords per unit of the goal): contact costs come in
+            # steps (e-mail, SMS, mail), so a price that meets each wave's need exactly jumps
+            # between "e-mail only" and "everything" as forecasts wobble, which wastes money
+            # both ways; the shortfall or surplus is spread over the waves left instead.
+            max_price = min(max_price, previous * self.price_step)
         wave_budget = ctx.budget_available
         if self.wave_reserve > 0:
             even = (ctx.budget_available + held) / (max(ctx.attribution_window, 0) + 1)
@@ -699,6 +717,19 @@ class FunnelTSPolicy(Policy):
             reserve_aware=True,
             max_price=min(max_price, PRICE_HI),
         )
+        floor = previous / self.price_step if self.price_step > 0 and ctx.iterations_left > 2 else 0.0
+        if wave.price < floor:  # a wave met "too cheaply" still buys at the floor price
+            wave = solve_wave(
+                value,
+                cost,
+                worst,
+                np.inf,
+                wave_budget,
+                value_estimate=estimate,
+                reserve_aware=True,
+                max_price=floor,
+            )
+        self.last_price = wave.price
         offset = cost / wave.price + wave.penalty * worst[None, :]
 
         def draw() -> IntArray:
@@ -978,7 +1009,7 @@ class FunnelTSPolicy(Policy):
             },
             "scalars": {
                 k: float(getattr(self, k))
-                for k in ("revenue_sum", "revenue_n", "forecast_closed", "realized_closed")
+                for k in ("revenue_sum", "revenue_n", "forecast_closed", "realized_closed", "last_price")
             },
             "open": {f: _encode(np.asarray(getattr(o, f))) for f in _OPEN_FIELDS},
         }
