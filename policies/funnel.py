@@ -533,10 +533,13 @@ class FunnelTSPolicy(Policy):
         arms: ArmTable,
         draw: _Draw,
         customers: IntArray | None = None,
+        detail: bool = True,
     ) -> FunnelEstimates:
         """Funnel expectations for every candidate and arm under one set of coefficients; with
         ``customers``, each customer's own multipliers (:meth:`CustomerState.multipliers`)
-        are applied to the population model's probabilities."""
+        are applied to the population model's probabilities. Without ``detail`` only
+        ``p_convert`` and ``baseline`` are filled (the others are empty): what a Thompson draw
+        needs."""
         assert self._built is not None
         _, _n_ch, n_co, _n_of, n_arms = self._built
         d_x = self.d_x
@@ -587,6 +590,9 @@ class FunnelTSPolicy(Policy):
         p_convert = np.zeros((x64.shape[0], n_arms))
         p_convert[:, 0] = b0
         p_convert[:, 1:] = d * (ok * q + (1.0 - ok) * b1[:, None]) + (1.0 - d) * b0[:, None]
+        if not detail:
+            empty = np.zeros((0, 0))
+            return FunnelEstimates(p_convert, empty, b0, empty, empty, empty, b1)
         p_redeem = np.zeros_like(p_convert)
         p_redeem[:, 1:] = np.where(has_offer[a][None, :], d * o * (k * q + (1.0 - k) * b1[:, None]), 0.0)
 
@@ -676,7 +682,9 @@ class FunnelTSPolicy(Policy):
         worst = np.asarray(arms.worst_case_cost, dtype=np.float64)
         calibration = self.calibration()
         estimate = self._value(mean, metric) * calibration
-        sampled = self._value(self.predict(x, per_channel, arms, self._draw(self.explore), customers), metric)
+        sampled = self._value(
+            self.predict(x, per_channel, arms, self._draw(self.explore), customers, detail=False), metric
+        )
         value = np.where(allowed, sampled, -np.inf)
         value[:, NO_CONTACT] = 0.0
         estimate = np.where(allowed, estimate, 0.0)
@@ -733,7 +741,9 @@ class FunnelTSPolicy(Policy):
         offset = cost / wave.price + wave.penalty * worst[None, :]
 
         def draw() -> IntArray:
-            v = self._value(self.predict(x, per_channel, arms, self._draw(self.explore), customers), metric)
+            v = self._value(
+                self.predict(x, per_channel, arms, self._draw(self.explore), customers, detail=False), metric
+            )
             v[:, NO_CONTACT] = 0.0
             score = np.where(allowed, v - offset, -np.inf)
             return np.asarray(np.argmax(score, axis=1), dtype=np.int64)
