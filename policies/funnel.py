@@ -692,8 +692,11 @@ class FunnelTSPolicy(Policy):
 
         remaining = max(ctx.goal_remaining - calibration * self.expected_pending(ctx.iteration), 0.0)
         unit = self.revenue_per_conversion() if metric == "revenue" else 1.0
-        # A safety margin of ``margin`` standard deviations of a Poisson count of what is left.
-        target = remaining + self.margin * np.sqrt(remaining * unit)
+        # A safety margin of ``margin`` standard deviations of a Poisson count of the goal still
+        # unobserved: the conversions still expected are as uncertain as those yet to be bought
+        # (a margin on what is left after them sent nothing in the last wave when they seemed to
+        # cover the goal, and the campaign ended a few dozen short).
+        target = remaining + self.margin * np.sqrt(max(ctx.goal_remaining, 0.0) * unit)
         # Plan to be done ``slack`` waves before the deadline: the last waves are the reserve.
         left = max(ctx.iterations_left - self.slack, 1)
         need = paced_need(target, left, self.pace)
@@ -712,7 +715,7 @@ class FunnelTSPolicy(Policy):
         if self.wave_reserve > 0:
             even = (ctx.budget_available + held) / (max(ctx.attribution_window, 0) + 1)
             wave_budget = min(wave_budget, self.wave_reserve * even)
-        if remaining <= 0:
+        if target <= 0:
             arms_out = np.zeros(n, dtype=np.int64)
             return Decisions(arms=arms_out, pscores=np.ones(n), priority=np.zeros(n))
         wave = solve_wave(
