@@ -761,6 +761,42 @@ def demo(
         raise fail(str(err)) from None
 
 
+scenario_app = typer.Typer(
+    help="Scenario files: derive new worlds from a scenario.", no_args_is_help=True, rich_markup_mode=None
+)
+app.add_typer(scenario_app, name="scenario")
+
+
+@scenario_app.command("perturb")
+def scenario_perturb(
+    name_or_path: Annotated[str, typer.Argument(help="Built-in scenario name or path to a YAML file.")],
+    out_file: Annotated[Path, typer.Option("--out", help="The perturbed scenario's YAML file.")],
+    strength: Annotated[
+        float,
+        typer.Option(help="Standard deviation of the log of each parameter's factor.", min=0.0, max=5.0),
+    ] = 0.3,
+    seed: Annotated[
+        int,
+        typer.Option(help="Seed of the random factors (the same seed, the same file).", min=0, max=MAX_SEED),
+    ] = 0,
+) -> None:
+    """Write a scenario whose response parameters are moved at random (simulators/perturb.py):
+    a world that differs from the simulator in ways a policy does not know. Costs, population
+    and default goal are kept."""
+    import numpy as np
+
+    from simulators.perturb import perturb, write_scenario
+
+    sc = _scenario(name_or_path, "NAME_OR_PATH")
+    world = perturb(sc, strength, np.random.default_rng(seed))
+    world = world.model_copy(update={"name": f"{sc.name}_perturbed_{seed}"}) if strength > 0 else world
+    try:
+        path = write_scenario(world, out_file)
+    except OSError as err:
+        raise fail(f"--out {str(out_file)!r}: cannot write the file ({err})") from None
+    out.print(f"wrote {path} (scenario {world.name!r}, strength {strength:g}, seed {seed})")
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

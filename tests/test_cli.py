@@ -68,6 +68,13 @@ SIM = ["simulate", "--max-iterations", "2", "--customers-per-iteration", "500"]
 CONFIG = str(Path(__file__).parents[1] / "experiments" / "configs" / "bandits_vs_baselines.yaml")
 BAD_INPUT = {
     "scenarios": [(["scenarios", "--jsn"], "--jsn")],
+    "scenario": [
+        (["scenario", "perturb", "nowhere", "--out", "{tmp}/p.yaml"], "NAME_OR_PATH"),
+        (["scenario", "perturb", "retail", "--out", "{tmp}/p.yaml", "--strength", "-1"], "--strength"),
+        (["scenario", "perturb", "retail", "--out", "{tmp}/p.yaml", "--strength", "nan"], "--strength"),
+        (["scenario", "perturb", "retail", "--out", "{tmp}/p.yaml", "--seed", "-1"], "--seed"),
+        (["scenario", "perturb", "retail", "--out", "/proc/p.yaml"], "--out"),
+    ],
     "simulate": [
         ([*SIM, "--seed", "-1"], "--seed"),
         ([*SIM, "--seed", str(2**32)], "--seed"),

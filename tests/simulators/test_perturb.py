@@ -61,3 +61,21 @@ def test_the_oracle_runs_on_a_perturbed_world() -> None:
     )
     rep = Campaign(spec, sim, make_policy("oracle", sim, seed=0), seed=0).run()
     assert rep.spend <= spec.budget and rep.conversions > 0
+
+
+def test_the_cli_writes_a_loadable_scenario(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from experiments.cli import app
+
+    out = tmp_path / "retail_p.yaml"
+    args = ["scenario", "perturb", "retail", "--strength", "0.3", "--seed", "4", "--out", str(out)]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    world = load_scenario(out)
+    assert world.name == "retail_perturbed_4"
+    assert world.model_copy(update={"name": "retail"}) == perturb(
+        load_scenario("retail"), 0.3, np.random.default_rng(4)
+    )
+    bad = CliRunner().invoke(app, ["scenario", "perturb", "nowhere", "--out", str(out)])
+    assert bad.exit_code == 2
