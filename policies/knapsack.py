@@ -246,7 +246,8 @@ def deadline_need(
     The remaining goal plus a margin of ``safety`` standard deviations of what it realizes (a
     count of conversions of ``unit`` goal each is about Poisson: variance ``remaining * unit``)
     and ``safety`` conversions (so a small rest is still bought whole: goals come in whole
-    conversions), shared equally among the iterations left (times ``pace``). Every wave spreads
+    conversions), capped at a tenth of the rest plus one conversion, shared equally among the
+    iterations left (times ``pace``). Every wave spreads
     the rest over the waves left, so a shortfall is made up at about the same price (one price
     for the whole campaign, which is what the covering LP of :mod:`policies.yardsticks` pays);
     the last wave aims at the whole rest plus its margin.
@@ -261,5 +262,7 @@ def deadline_need(
     remaining = max(goal_remaining, 0.0)
     if remaining <= 0:
         return 0.0
-    margin = safety * (float(np.sqrt(remaining * unit)) + unit)
+    # At most a tenth of the rest (plus a conversion): on a small goal the Poisson margin is a large
+    # share of it, and a wave of few candidates cannot buy that share from cheap arms.
+    margin = min(safety * (float(np.sqrt(remaining * unit)) + unit), 0.1 * remaining + unit)
     return pace * (remaining + margin) / max(iterations_left, 1)

@@ -53,13 +53,15 @@ def test_feedback_ids_and_delayed_conversions() -> None:
 
 
 def _run(seed: int, projected: bool, scenario: str = "retail") -> Campaign:
+    # A policy that sends a full wave whatever is on its way: the oracle plans its waves to the
+    # deadline and hardly overshoots any more, so the stop rule is shown on the e-mail habit.
     sc = load_scenario(scenario)
     spec = CampaignSpec.from_scenario(sc).model_copy(update={"stop_on_projected": projected})
     sim = Simulator(sc, n_customers=20_000)
     spec = spec.model_copy(
-        update={"goal": Goal(target=250), "budget": 2000.0, "customers_per_iteration": 2000}
+        update={"goal": Goal(target=200), "budget": 2000.0, "customers_per_iteration": 2000}
     )
-    camp = Campaign(spec, sim, make_policy("oracle", sim, seed=seed), seed=seed)
+    camp = Campaign(spec, sim, make_policy("fixed:email/bestsellers/none", sim, seed=seed), seed=seed)
     camp.run()
     return camp
 
@@ -68,8 +70,8 @@ def test_projected_stop_overshoots_less_and_still_reaches_the_goal() -> None:
     observed = [_run(s, projected=False) for s in range(5)]
     projected = [_run(s, projected=True) for s in range(5)]
     assert all(c.goal_reached for c in observed + projected)
-    over_obs = np.mean([c.conversions - 250 for c in observed])
-    over_proj = np.mean([c.conversions - 250 for c in projected])
+    over_obs = np.mean([c.conversions - 200 for c in observed])
+    over_proj = np.mean([c.conversions - 200 for c in projected])
     assert over_proj < 0.5 * over_obs
     assert np.mean([c.ledger.spent for c in projected]) < np.mean([c.ledger.spent for c in observed])
     # Holds (iterations without sends) happened, and the report shows observed and projected.

@@ -23,7 +23,7 @@ def tiny_config(tmp: Path, **overrides: Any) -> ExperimentConfig:
         ],
         "seeds": [0, 1],
         "training": {"campaigns": 1},
-        "evaluation": {"n_customers": 800, "max_iterations": 5, "goal_target": 8, "budget": 50},
+        "evaluation": {"n_customers": 800, "max_iterations": 5, "goal_target": 5, "budget": 50},
         "tracking": {
             "tracking_uri": f"sqlite:///{tmp / 'mlflow.db'}",
             "artifact_location": str(tmp / "artifacts"),
