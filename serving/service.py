@@ -1,11 +1,11 @@
 """The serving logic between the routes and the agent: campaigns in the database, the money
 ledger, real-time decisions, events and the live runner's iterations.
 
-The campaign itself is an :class:`agent.Campaign`, kept as a compressed pickle snapshot in its
-row. Whoever changes the snapshot (the runner's iteration, an owner's pause or modify) first
-takes the row's lease with a conditional UPDATE, and writes back with another that also checks
-the version it read: a crashed or slow holder can never overwrite a newer state. Money is
-checked in SQL: every UPDATE that adds spend or reservations carries
+The campaign itself is an :class:`agent.Campaign`, kept as a compressed, versioned JSON snapshot
+(``Campaign.snapshot()``, never a pickle) in its row. Whoever changes the snapshot (the runner's
+iteration, an owner's pause or modify) first takes the row's lease with a conditional UPDATE, and
+writes back with another that also checks the version it read: a crashed or slow holder can never
+overwrite a newer state. Money is checked in SQL: every UPDATE that adds spend or reservations carries
 ``spent + reserved + decide_spent + decide_held + new <= budget`` in its WHERE clause, so
 parallel ``/decide`` calls and runner commits, in any number of processes sharing one database,
 never commit more than the budget.
@@ -25,7 +25,6 @@ import hashlib
 import ipaddress
 import json
 import os
-import pickle
 import queue
 import secrets
 import socket
@@ -39,7 +38,7 @@ from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -211,16 +210,9 @@ def _snapshot(conn: Connection, cid: int) -> bytes:
 
 
 def _dump(camp: Campaign) -> bytes:
-    """The compressed snapshot; a webhook channel's secret is left out (see ``_attach_secret``)."""
-    channel = camp.channel
-    secret = channel.secret if isinstance(channel, WebhookChannel) else ""
-    if isinstance(channel, WebhookChannel):
-        channel.secret = ""
-    try:
-        return zlib.compress(pickle.dumps(camp, protocol=5), 1)
-    finally:
-        if isinstance(channel, WebhookChannel):
-            channel.secret = secret
+    """The compressed, versioned snapshot (plain JSON, no pickle); the channel and so a webhook
+    channel's secret are never in it (see ``_channel_factory`` and ``_attach_secret``)."""
+    return zlib.compress(json.dumps(camp.snapshot(), separators=(",", ":")).encode(), 1)
 
 
 CHANNEL_FAILED = (
@@ -256,10 +248,10 @@ def _goal_public(goal: Any) -> dict[str, Any]:
     return {"metric": str(goal.get("metric", "conversions")), "target": float(target) if finite else None}
 
 
-def _load(blob: bytes) -> Campaign:
-    # Snapshots are written only by this service into its own database: trusted input.
-    camp: Campaign = pickle.loads(zlib.decompress(blob))
-    return camp
+def _load(blob: bytes, channel: Callable[[Any], Channel] | None = None) -> Campaign:
+    """A campaign from its stored snapshot; ``channel`` builds its channel around the rebuilt
+    simulator (``None``: the simulator itself, enough for reports and forecasts)."""
+    return Campaign.from_snapshot(json.loads(zlib.decompress(blob)), channel=channel)
 
 
 class Service:
@@ -485,6 +477,27 @@ class Service:
             self.check_webhook_url(cfg.url)
             camp.channel.secret = self._webhook_secret(cfg.secret_ref)
 
+    def _channel_factory(self, r: CampaignRow) -> Callable[[Any], Channel]:
+        """Builds a stored campaign's channel from the ChannelConfig it was created with; a
+        webhook channel gets its secret from its reference later (``_attach_secret``)."""
+        try:
+            cfg = json.loads(r.request_json).get("channel") or {}
+        except (TypeError, ValueError):
+            cfg = {}
+        kind = cfg.get("type") if isinstance(cfg, dict) else None
+        if kind == "webhook":
+            # A stand-in secret: the runner attaches the real one (``_attach_secret``) before any
+            # delivery and pauses the campaign when it cannot; other loads never deliver.
+            return lambda sim: WebhookChannel(str(cfg.get("url") or ""), "unresolved", sim.arms)
+        if kind == "file":
+            folder = self.settings.data_dir / "exports" / f"campaign-{r.id}"
+            fmt: Literal["jsonl", "csv"] = "csv" if cfg.get("format") == "csv" else "jsonl"
+            return lambda sim: FileChannel(folder, sim.arms, fmt=fmt)
+        return lambda sim: SimulatedChannel(sim)
+
+    def _load_row(self, blob: bytes, r: CampaignRow) -> Campaign:
+        return _load(blob, self._channel_factory(r))
+
     def create_campaign(self, owner_id: int, body: CampaignCreate) -> dict[str, Any]:
         """Create a campaign (``ready``); refused beyond the owner's quota of active campaigns."""
         request = body.model_dump(mode="json")
@@ -708,7 +721,7 @@ class Service:
             with self.engine.connect() as conn:
                 r = self._orm(conn, owner_id, cid)
                 blob = _snapshot(conn, cid)
-            camp = _load(blob)
+            camp = self._load_row(blob, r)
             n_audit = len(camp.audit_log)
             try:
                 out = fn(camp)
@@ -1239,7 +1252,7 @@ class Service:
                 r = _orm(conn).scalars(select(CampaignRow).where(CampaignRow.id == cid)).one()
                 pending = _pending(conn, cid)
                 blob = _snapshot(conn, cid)
-            camp = _load(blob)
+            camp = self._load_row(blob, r)
             verdicts = _apply_events(camp, pending)
             with self.engine.begin() as conn:
                 self._commit_snapshot(conn, r, camp, holder, ref="events")
@@ -1310,7 +1323,11 @@ class Service:
                 r = _orm(conn).scalars(select(CampaignRow).where(CampaignRow.id == cid)).one()
                 pending = _pending(conn, cid)
                 blob = _snapshot(conn, cid)
-            camp = _load(blob)
+            try:
+                camp = self._load_row(blob, r)
+            except Exception as err:  # not a valid snapshot (e.g. an old pickle): pause, never loop
+                self._pause_on_error(r, me, f"the stored snapshot cannot be read ({type(err).__name__})")
+                return False
             if camp.status != "running":  # the row says running; trust the snapshot's own state
                 return False
             try:
@@ -1445,13 +1462,17 @@ class Service:
                 .values(status="paused", version=r.version + 1, updated_at=utcnow())
             )
             if res.rowcount == 1:
-                camp = _load(_snapshot(conn, r.id))
-                camp.status = "paused"
-                conn.execute(
-                    update(CampaignState)
-                    .where(CampaignState.campaign_id == r.id)
-                    .values(snapshot=_dump(camp))
-                )
+                try:
+                    camp = self._load_row(_snapshot(conn, r.id), r)
+                except Exception:  # an unreadable snapshot stays as it is; the row says paused
+                    camp = None
+                if camp is not None:
+                    camp.status = "paused"
+                    conn.execute(
+                        update(CampaignState)
+                        .where(CampaignState.campaign_id == r.id)
+                        .values(snapshot=_dump(camp))
+                    )
                 self._audit(conn, r.id, "runner_error", message[:2000], {})
                 conn.execute(
                     insert(AlertRow).values(

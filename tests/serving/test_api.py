@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import zlib
 from typing import Any
 
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from serving.models import DecisionRow, LedgerRow
+from serving.models import CampaignRow, DecisionRow, LedgerRow
 from serving.service import DECIDE_ID_BASE
 from tests.serving.conftest import SMALL, auth, run_all
 
@@ -247,6 +248,35 @@ def test_a_failing_iteration_pauses_the_campaign(client: TestClient, monkeypatch
     assert client.post(f"/campaigns/{cid}/resume", headers=h).json()["status"] == "running"
     run_all(client)
     assert client.get(f"/campaigns/{cid}", headers=h).json()["status"] == "completed"
+
+
+def test_an_unreadable_snapshot_pauses_the_campaign(client: TestClient) -> None:
+    """A stored row that is not a valid snapshot (an old pickle, garbage) never crashes the runner
+    and is never unpickled: the campaign is paused with the reason in its audit log."""
+    import pickle  # only to write an old-style row: the server never reads one
+
+    from sqlalchemy import update
+
+    from serving.models import CampaignState
+
+    h = auth(client)
+    cid = _create(client, h)["id"]
+    client.post(f"/campaigns/{cid}/start", headers=h)
+    svc = client.app.state.service  # type: ignore[attr-defined]
+    for blob in (b"\x00garbage\xff" * 8, zlib.compress(pickle.dumps({"not": "a snapshot"}), 1)):
+        with svc.engine.begin() as conn:
+            conn.execute(update(CampaignState).where(CampaignState.campaign_id == cid).values(snapshot=blob))
+        assert run_all(client) == 0
+        c = client.get(f"/campaigns/{cid}", headers=h).json()
+        assert c["status"] == "paused" and c["iterations"] == 0
+        audit = client.get(f"/campaigns/{cid}/audit", headers=h).json()
+        assert audit[-1]["action"] == "runner_error"
+        assert "stored snapshot cannot be read" in audit[-1]["reason"]
+        assert client.get(f"/campaigns/{cid}/alerts", headers=h).json()[-1]["kind"] == "runner_error"
+        with svc.engine.begin() as conn:  # the row stays as it was found: nothing overwrote it
+            stored = select(CampaignState.snapshot).where(CampaignState.campaign_id == cid)
+            assert bytes(conn.execute(stored).scalar_one()) == blob
+            conn.execute(update(CampaignRow).where(CampaignRow.id == cid).values(status="running"))
 
 
 def test_concurrent_decide_calls_are_batched_within_budget(client: TestClient) -> None:
