@@ -137,7 +137,7 @@ class Policy(ABC):
             "state": self._state(),
             "rng": self.rng.bit_generator.state,
         }
-        (folder / "policy.json").write_text(json.dumps(doc, indent=1), encoding="utf-8")
+        (folder / "policy.json").write_text(json.dumps(doc, separators=(",", ":")), encoding="utf-8")
         return folder
 
     @classmethod
