@@ -357,7 +357,7 @@ OracleRuns = dict[int, tuple[tuple[float, ...], float | None]]
 
 def oracle_runs(scenario: str, evaluation_json: str, seeds: Sequence[int]) -> OracleRuns:
     """The yardstick oracle's campaigns for these seeds (what :func:`run_trial` compares with)."""
-    from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+    from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=1):
         return {s: _oracle(scenario, evaluation_json, s) for s in seeds}
