@@ -22,7 +22,6 @@ from __future__ import annotations
 import base64
 import importlib
 import inspect
-import io
 import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, fields
@@ -30,7 +29,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
-from numpy.typing import NDArray
 
 from agent.caps import ExternalContacts
 from agent.channels import Channel, SendBatch, SimulatedChannel
@@ -41,7 +39,7 @@ from agent.state import CampaignError
 from policies.base import Policy
 from simulators.scenario import Scenario
 from simulators.simulator import Simulator
-from simulators.types import CustomerSimulator, EventBatch
+from simulators.types import CustomerSimulator, EventBatch, decode_array, encode_array
 
 if TYPE_CHECKING:
     from agent.loop import Campaign
@@ -73,23 +71,11 @@ _LEDGER = (
 )
 
 
-def encode(a: NDArray[Any]) -> str:
-    """An array as base64 ``.npy`` bytes (dtype and shape kept, no pickle)."""
-    buf = io.BytesIO()
-    np.save(buf, np.ascontiguousarray(a), allow_pickle=False)
-    return base64.b64encode(buf.getvalue()).decode("ascii")
-
-
-def decode(text: str) -> NDArray[Any]:
-    """Inverse of :func:`encode` (refuses pickled object arrays)."""
-    out: NDArray[Any] = np.load(io.BytesIO(base64.b64decode(text)), allow_pickle=False)
-    return out
-
-
 def _encode_all(obj: Any) -> Any:
-    """Arrays anywhere in a dict/list tree as :func:`encode` text under ``{"npy": ...}``."""
+    """Arrays anywhere in a dict/list tree as :func:`simulators.types.encode_array` text under
+    ``{"npy": ...}``."""
     if isinstance(obj, np.ndarray):
-        return {"npy": encode(obj)}
+        return {"npy": encode_array(obj)}
     if isinstance(obj, dict):
         return {k: _encode_all(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
@@ -102,7 +88,7 @@ def _encode_all(obj: Any) -> Any:
 def _decode_all(obj: Any) -> Any:
     if isinstance(obj, dict):
         if set(obj) == {"npy"}:
-            return decode(obj["npy"])
+            return decode_array(obj["npy"])
         return {k: _decode_all(v) for k, v in obj.items()}
     if isinstance(obj, list):
         return [_decode_all(v) for v in obj]

@@ -62,8 +62,17 @@ from numpy.typing import NDArray
 from policies.base import DecisionContext, Decisions, Feedback, Policy
 from policies.contextual import mc_propensity
 from policies.knapsack import PRICE_HI, paced_need, solve_wave
-from policies.logistic import BayesLogistic, _decode, _encode, logit, sigmoid
-from simulators.types import NO_CONTACT, ArmTable, EventBatch, EventKind, FloatArray, IntArray
+from policies.logistic import BayesLogistic, logit, sigmoid
+from simulators.types import (
+    NO_CONTACT,
+    ArmTable,
+    EventBatch,
+    EventKind,
+    FloatArray,
+    IntArray,
+    decode_array,
+    encode_array,
+)
 
 RESIDUAL_PRIOR = 1.0
 """Shape (and rate) of the Gamma prior of the per-customer funnel multipliers, in expected events."""
@@ -1007,8 +1016,8 @@ class FunnelTSPolicy(Policy):
             "convert_model": self.convert_model.state(),
             "base_model": self.base_model.state(),
             "customers": self.state.state(),
-            "static": _encode(self._static),
-            "seen": _encode(self._seen),
+            "static": encode_array(self._static),
+            "seen": encode_array(self._seen),
             "arrays": {
                 k: getattr(self, k).tolist()
                 for k in (
@@ -1024,7 +1033,7 @@ class FunnelTSPolicy(Policy):
                 k: float(getattr(self, k))
                 for k in ("revenue_sum", "revenue_n", "forecast_closed", "realized_closed", "last_price")
             },
-            "open": {f: _encode(np.asarray(getattr(o, f))) for f in _OPEN_FIELDS},
+            "open": {f: encode_array(np.asarray(getattr(o, f))) for f in _OPEN_FIELDS},
         }
 
     def _restore(self, state: dict[str, Any]) -> None:
@@ -1045,10 +1054,10 @@ class FunnelTSPolicy(Policy):
         self.convert_model = BayesLogistic.from_state(state["convert_model"])
         self.base_model = BayesLogistic.from_state(state["base_model"])
         self.state.restore(state["customers"])
-        self._static = _decode(state["static"]).astype(np.float32)
-        self._seen = _decode(state["seen"]).astype(bool)
+        self._static = decode_array(state["static"]).astype(np.float32)
+        self._seen = decode_array(state["seen"]).astype(bool)
         for k, v in state["arrays"].items():
             setattr(self, k, np.asarray(v, dtype=np.float64))
         for k, v in state["scalars"].items():
             setattr(self, k, float(v))
-        self.open = _Open(*(_decode(state["open"][f]) for f in _OPEN_FIELDS))
+        self.open = _Open(*(decode_array(state["open"][f]) for f in _OPEN_FIELDS))

@@ -13,14 +13,12 @@ takes Newton steps on the log posterior; the Laplace approximation of the poster
 
 from __future__ import annotations
 
-import base64
-import io
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from simulators.types import FloatArray
+from simulators.types import FloatArray, decode_array, encode_array
 
 Float32Array = NDArray[np.float32]
 
@@ -36,17 +34,6 @@ def logit(p: NDArray[np.floating[Any]] | float) -> FloatArray:
     """Inverse of :func:`sigmoid`, clipped away from 0 and 1."""
     q = np.clip(np.asarray(p, dtype=np.float64), 1e-6, 1 - 1e-6)
     out: FloatArray = np.log(q / (1.0 - q))
-    return out
-
-
-def _encode(arr: NDArray[Any]) -> str:
-    buf = io.BytesIO()
-    np.save(buf, arr, allow_pickle=False)
-    return base64.b64encode(buf.getvalue()).decode("ascii")
-
-
-def _decode(text: str) -> NDArray[Any]:
-    out: NDArray[Any] = np.load(io.BytesIO(base64.b64decode(text)), allow_pickle=False)
     return out
 
 
@@ -187,22 +174,22 @@ class BayesLogistic:
         return {
             "d": self.d,
             "max_rows": self.max_rows,
-            "m0": _encode(self.m0),
-            "P0": _encode(self.P0),
-            "theta": _encode(self.theta),
-            "H": _encode(self.H),
-            "X": _encode(X),
-            "y": _encode(y),
-            "w": _encode(w),
+            "m0": encode_array(self.m0),
+            "P0": encode_array(self.P0),
+            "theta": encode_array(self.theta),
+            "H": encode_array(self.H),
+            "X": encode_array(X),
+            "y": encode_array(y),
+            "w": encode_array(w),
         }
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> BayesLogistic:
         """Inverse of :meth:`state`."""
         obj = cls(int(state["d"]), max_rows=int(state["max_rows"]))
-        obj.m0, obj.P0 = _decode(state["m0"]), _decode(state["P0"])
-        obj.theta, obj.H = _decode(state["theta"]), _decode(state["H"])
-        X, y, w = _decode(state["X"]), _decode(state["y"]), _decode(state["w"])
+        obj.m0, obj.P0 = decode_array(state["m0"]), decode_array(state["P0"])
+        obj.theta, obj.H = decode_array(state["theta"]), decode_array(state["H"])
+        X, y, w = decode_array(state["X"]), decode_array(state["y"]), decode_array(state["w"])
         if X.shape != (X.shape[0], obj.d) or y.shape != (X.shape[0],) or w.shape != y.shape:
             raise ValueError("inconsistent logistic model state")
         if X.shape[0]:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import io
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
@@ -12,6 +14,20 @@ from numpy.typing import NDArray
 IntArray = NDArray[np.int64]
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
+
+
+def encode_array(a: NDArray[Any]) -> str:
+    """An array as base64 ``.npy`` bytes (dtype and shape kept, no pickle): JSON-ready state."""
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(a), allow_pickle=False)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def decode_array(text: str) -> NDArray[Any]:
+    """Inverse of :func:`encode_array` (refuses pickled object arrays)."""
+    out: NDArray[Any] = np.load(io.BytesIO(base64.b64decode(text)), allow_pickle=False)
+    return out
+
 
 NO_CONTACT = 0
 """Arm 0 is always "no contact": nothing is sent, nothing is paid."""
