@@ -63,6 +63,7 @@ from policies.base import DecisionContext, Decisions, Feedback, Policy
 from policies.contextual import mc_propensity
 from policies.knapsack import PRICE_HI, paced_need, solve_wave
 from policies.logistic import BayesLogistic, logit, sigmoid
+from policies.pacing import PacingObservation, make_pacer
 from simulators.types import (
     NO_CONTACT,
     ArmTable,
@@ -321,6 +322,8 @@ class FunnelTSPolicy(Policy):
             no limit; the last two waves are free to catch up).
         bystanders: customers of earlier waves sampled per wave (not candidates now, so not
             contacted) whose organic purchases teach the ``base`` model.
+        pacer: the pacer (one of :data:`policies.pacing.PACERS`) whose multipliers scale each
+            wave's marginal price and need (``rule``: none).
         seed: the policy's seed.
     """
 
@@ -340,9 +343,12 @@ class FunnelTSPolicy(Policy):
         newton_steps: int = 3,
         bystanders: int = 10_000,
         price_step: float = 1.5,
+        pacer: str = "rule",
         seed: int | None = None,
     ) -> None:
         super().__init__(seed)
+        self._pacer = make_pacer(pacer)
+        self.pacer = pacer
         checks = {
             "pace": pace > 0,
             "margin": margin >= 0,
@@ -374,6 +380,8 @@ class FunnelTSPolicy(Policy):
         self.bystanders = bystanders
         self.price_step = price_step
         self.last_price = 0.0
+        # The campaign's start (iterations, budget with holds, goal): the pacer's units.
+        self.start: tuple[float, float, float] | None = None
         self._built: tuple[int, int, int, int, int] | None = None  # n_features, n_ch, n_co, n_of, n_arms
         self._last: (
             tuple[DecisionContext, NDArray[np.float32], FloatArray, FloatArray, FunnelEstimates] | None
@@ -396,6 +404,7 @@ class FunnelTSPolicy(Policy):
             "newton_steps": self.newton_steps,
             "bystanders": self.bystanders,
             "price_step": self.price_step,
+            "pacer": self.pacer,
             "seed": self.seed,
         }
 
@@ -493,6 +502,7 @@ class FunnelTSPolicy(Policy):
         self.forecast_closed = self.realized_closed = 0.0
         self.iterations_seen = 0
         self.last_price = 0.0
+        self.start = None
         self.campaigns += 1
 
     def _models(self) -> tuple[BayesLogistic, ...]:
@@ -671,6 +681,30 @@ class FunnelTSPolicy(Policy):
         o = self.open
         return float(np.asarray(arms.max_offer_cost)[o.arm[~o.converted]].sum())
 
+    def _observe(
+        self, ctx: DecisionContext, held: float, remaining: float, pending: float, calibration: float
+    ) -> PacingObservation:
+        """The pacer's scenario-agnostic view of the campaign before this wave."""
+        if self.start is None or ctx.iteration == 0:
+            self.start = (
+                float(ctx.iteration + ctx.iterations_left),
+                ctx.budget_available + held,
+                max(ctx.goal_remaining, 1e-9),
+            )
+        total, budget, goal = self.start
+        per_unit = max(budget, 1e-9) / goal
+        spent = max(budget - ctx.budget_available - held, 0.0)
+        got = max(goal - ctx.goal_remaining, 0.0) + pending
+        return PacingObservation(
+            time_left=ctx.iterations_left / max(total, 1.0),
+            budget_left=ctx.budget_available / max(budget, 1e-9),
+            goal_left=remaining / goal,
+            pending=pending / goal,
+            cost_per_unit=(spent / got) / per_unit if got > 0 else 1.0,
+            affordable=((ctx.budget_available + held) / max(remaining, 1e-9)) / per_unit,
+            calibration=calibration,
+        )
+
     # -- acting ------------------------------------------------------------------------------------
     def act(self, ctx: DecisionContext) -> Decisions:
         self._ensure(ctx)
@@ -699,7 +733,8 @@ class FunnelTSPolicy(Policy):
         estimate = np.where(allowed, estimate, 0.0)
         self._last = (ctx, x, estimate, per_channel, mean)
 
-        remaining = max(ctx.goal_remaining - calibration * self.expected_pending(ctx.iteration), 0.0)
+        pending = calibration * self.expected_pending(ctx.iteration)
+        remaining = max(ctx.goal_remaining - pending, 0.0)
         unit = self.revenue_per_conversion() if metric == "revenue" else 1.0
         # A safety margin of ``margin`` standard deviations of a Poisson count of the goal still
         # unobserved: the conversions still expected are as uncertain as those yet to be bought
@@ -712,6 +747,9 @@ class FunnelTSPolicy(Policy):
         held = self.held(arms)
         affordable = (ctx.budget_available + held) / max(remaining, 1e-9)
         max_price = self.price_cap * affordable
+        action = self._pacer(self._observe(ctx, held, remaining, pending, calibration))
+        need *= action.volume
+        max_price *= action.price
         previous = self.last_price if self.last_price > 0 else affordable
         if self.price_step > 0 and ctx.iterations_left > 2:
             # The marginal price moves by at most a factor ``price_step`` per wave (the first wave
@@ -1010,6 +1048,7 @@ class FunnelTSPolicy(Policy):
             "updates": self.updates,
             "campaigns": self.campaigns,
             "last_iteration": self._last_iteration,
+            "start": list(self.start) if self.start is not None else None,
             "iterations_seen": self.iterations_seen,
             "open_models": [m.state() for m in self.open_models],
             "click_models": [m.state() for m in self.click_models],
@@ -1049,6 +1088,8 @@ class FunnelTSPolicy(Policy):
         self.campaigns = int(state["campaigns"])
         self._last_iteration = int(state["last_iteration"])
         self.iterations_seen = int(state["iterations_seen"])
+        start = state.get("start")
+        self.start = (float(start[0]), float(start[1]), float(start[2])) if start else None
         self.open_models = [BayesLogistic.from_state(s) for s in state["open_models"]]
         self.click_models = [BayesLogistic.from_state(s) for s in state["click_models"]]
         self.convert_model = BayesLogistic.from_state(state["convert_model"])
