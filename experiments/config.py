@@ -36,6 +36,10 @@ from pydantic import (
     model_validator,
 )
 
+# Re-exported from the policy catalogue (experiments.runner reads them here).
+from policies.registry import PRETRAINABLE as PRETRAINABLE
+from policies.registry import RL_ALGORITHMS as RL_ALGORITHMS
+
 
 def _scalar(value: Any) -> bool | int | float | str:
     if isinstance(value, bool | int | float | str):
@@ -45,13 +49,6 @@ def _scalar(value: Any) -> bool | int | float | str:
 
 Scalar = Annotated[bool | int | float | str, PlainValidator(_scalar)]
 """A hyperparameter value."""
-
-RL_ALGORITHMS = ("ppo", "a2c")
-"""Policies trained with Stable-Baselines3 (their grid keys are SB3 constructor arguments)."""
-
-PRETRAINABLE = ("epsilon_greedy", "ucb", "thompson", "lin_ucb", "lin_ts", "budgeted_ts", "funnel_ts")
-"""Learning policies that can be pretrained on simulated campaigns before evaluation
-(:func:`experiments.pretrain.pretrain`; RL policies train with Stable-Baselines3 instead)."""
 
 SB3_KEYS = frozenset(
     {

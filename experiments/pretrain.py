@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from agent import Campaign, CampaignReport, CampaignSpec
-from experiments.config import PRETRAINABLE
 from policies.base import Policy
+from policies.registry import PRETRAINABLE
 from simulators import Simulator
 from simulators.scenario import Scenario
 

@@ -18,7 +18,14 @@ if TYPE_CHECKING:
     from policies.contextual import LinTSPolicy, LinUCBPolicy
     from policies.etc import ExploreThenCommitPolicy
     from policies.knapsack import WaveSolution, solve_wave
-    from policies.registry import POLICY_NAMES, UnknownPolicyError, load_policy, make_policy
+    from policies.registry import (
+        CATALOGUE,
+        POLICY_NAMES,
+        PolicyEntry,
+        UnknownPolicyError,
+        load_policy,
+        make_policy,
+    )
 
 _HOME: dict[str, tuple[str, ...]] = {
     "bandits": ("EpsilonGreedyPolicy", "LearningPolicy", "ThompsonPolicy", "UCBPolicy"),
@@ -28,12 +35,20 @@ _HOME: dict[str, tuple[str, ...]] = {
     "contextual": ("LinTSPolicy", "LinUCBPolicy"),
     "etc": ("ExploreThenCommitPolicy",),
     "knapsack": ("WaveSolution", "solve_wave"),
-    "registry": ("POLICY_NAMES", "UnknownPolicyError", "load_policy", "make_policy"),
+    "registry": (
+        "CATALOGUE",
+        "POLICY_NAMES",
+        "PolicyEntry",
+        "UnknownPolicyError",
+        "load_policy",
+        "make_policy",
+    ),
 }
 """The module of this package each public name lives in."""
 _MODULE_OF = {name: module for module, names in _HOME.items() for name in names}
 
 __all__ = [
+    "CATALOGUE",
     "POLICY_NAMES",
     "BudgetedTSPolicy",
     "DecisionContext",
@@ -47,6 +62,7 @@ __all__ = [
     "LinUCBPolicy",
     "OraclePolicy",
     "Policy",
+    "PolicyEntry",
     "RandomPolicy",
     "ThompsonPolicy",
     "UCBPolicy",

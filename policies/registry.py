@@ -1,76 +1,280 @@
-"""Policy names as used on the CLI and in configs, and their factories.
+"""The policy catalogue: every policy the project knows, by the name used on the CLI, in configs,
+the benchmark and the API, with what it is (:class:`PolicyEntry`); and the factories that build one
+from its name or load one saved.
 
 A name is ``NAME`` or ``NAME:key=value,key=value`` to set hyperparameters (constructor
 arguments, e.g. ``epsilon_greedy:epsilon=0.05`` or ``budgeted_ts:pace=1.2,explore=0.5``); values
 are converted to the argument's annotated type (floats must be finite) and checked by the policy's
 constructor. ``fixed:ARM`` takes an arm instead.
+
+Every other list of policies (:data:`POLICY_NAMES`, :data:`POLICY_CLASSES`, :data:`PRETRAINABLE`,
+:data:`RL_ALGORITHMS`, :data:`NON_ADAPTIVE`, :data:`PEERS`) is derived from :data:`CATALOGUE`; add
+a policy there and nowhere else. Classes are imported on first use, so reading the catalogue loads
+neither the RL policies nor the peers.
 """
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import json
 import math
 import typing
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from types import UnionType
 from typing import Any, Literal, Union
 
-from policies.bandits import EpsilonGreedyPolicy, ThompsonPolicy, UCBPolicy
 from policies.base import Policy
-from policies.baselines import FixedPolicy, OraclePolicy, RandomPolicy
-from policies.budgeted import BudgetedTSPolicy
-from policies.contextual import LinTSPolicy, LinUCBPolicy
-from policies.etc import ExploreThenCommitPolicy
-from policies.feature_oracle import FeatureOraclePolicy
-from policies.funnel import FunnelTSPolicy
-from policies.peers import MABWiserPolicy, VowpalWabbitPolicy
-from policies.rl import A2CPolicy, PPOPolicy, SB3Policy
 from simulators.types import CustomerSimulator
 
-POLICY_NAMES: tuple[str, ...] = (
-    "random",
-    "fixed:ARM",
-    "oracle",
-    "feature_oracle",
-    "explore_then_commit",
-    "epsilon_greedy",
-    "ucb",
-    "thompson",
-    "lin_ucb",
-    "lin_ts",
-    "budgeted_ts",
-    "funnel_ts",
-    "ppo",
-    "a2c",
-    "vw",
-    "mabwiser",
+PolicyKind = Literal["baseline", "yardstick", "bandit", "contextual", "rl", "peer"]
+"""What a policy is: ``baseline`` (a habit to beat), ``yardstick`` (knows more than a policy may:
+the benchmark's reference), ``bandit`` (context-free learner), ``contextual`` (learns per customer
+features), ``rl`` (Stable-Baselines3, trained on ``Campaign-v0``), ``peer`` (another library through
+an adapter)."""
+
+KINDS: tuple[PolicyKind, ...] = typing.get_args(PolicyKind)
+
+
+@dataclass(frozen=True)
+class PolicyEntry:
+    """One policy of the catalogue.
+
+    Attributes:
+        name: the name on the CLI, in configs and in ``policy.json`` (the class's ``name``).
+        loader: ``module:Class``, imported on first use of :attr:`cls`.
+        kind: what the policy is (:data:`PolicyKind`).
+        adaptive: learns from the campaign's own responses and is ranked as a learner by the
+            benchmark (yardsticks, habits and explore-then-commit are not).
+        pretrainable: can be pretrained on simulated campaigns before evaluation
+            (:func:`experiments.pretrain.pretrain`; RL policies train with Stable-Baselines3 instead).
+        description: one line on what it does.
+        argument: what follows ``NAME:`` instead of hyperparameters (``ARM`` for ``fixed``), or ``""``.
+    """
+
+    name: str
+    loader: str
+    kind: PolicyKind
+    adaptive: bool
+    pretrainable: bool
+    description: str
+    argument: str = ""
+
+    @property
+    def spelling(self) -> str:
+        """The name as written on the CLI: ``fixed:ARM``, ``oracle``."""
+        return f"{self.name}:{self.argument}" if self.argument else self.name
+
+    @property
+    def cls(self) -> type[Policy]:
+        """The policy class (its module is imported on first use)."""
+        module, _, attr = self.loader.partition(":")
+        cls = getattr(importlib.import_module(module), attr)
+        if not (isinstance(cls, type) and issubclass(cls, Policy)):
+            raise TypeError(f"{self.loader} is not a Policy class")
+        return cls
+
+    def to_dict(self) -> dict[str, Any]:
+        """The entry as JSON-ready data (``campaign-opt policies list --json``)."""
+        return {
+            "name": self.name,
+            "usage": self.spelling,
+            "kind": self.kind,
+            "adaptive": self.adaptive,
+            "pretrainable": self.pretrainable,
+            "class": self.loader,
+            "description": self.description,
+        }
+
+
+def _entries(*entries: PolicyEntry) -> dict[str, PolicyEntry]:
+    return {e.name: e for e in entries}
+
+
+CATALOGUE: Mapping[str, PolicyEntry] = _entries(
+    PolicyEntry(
+        name="random",
+        loader="policies.baselines:RandomPolicy",
+        kind="baseline",
+        adaptive=False,
+        pretrainable=False,
+        description="uniformly random among each customer's allowed arms, no contact included",
+    ),
+    PolicyEntry(
+        name="fixed",
+        loader="policies.baselines:FixedPolicy",
+        kind="baseline",
+        adaptive=False,
+        pretrainable=False,
+        description="one arm for everyone who can receive it (the send-everyone-the-same habit)",
+        argument="ARM",
+    ),
+    PolicyEntry(
+        name="oracle",
+        loader="policies.baselines:OraclePolicy",
+        kind="yardstick",
+        adaptive=False,
+        pretrainable=False,
+        description="knows the simulator's true response model; buys the goal at the lowest price it finds",
+    ),
+    PolicyEntry(
+        name="feature_oracle",
+        loader="policies.feature_oracle:FeatureOraclePolicy",
+        kind="yardstick",
+        adaptive=False,
+        pretrainable=False,
+        description="the oracle's allocator on the best model of the observable features",
+    ),
+    PolicyEntry(
+        name="explore_then_commit",
+        loader="policies.etc:ExploreThenCommitPolicy",
+        kind="baseline",
+        adaptive=False,
+        pretrainable=False,
+        description="A/B test on a slice of the audience, then one winning arm for everyone",
+    ),
+    PolicyEntry(
+        name="epsilon_greedy",
+        loader="policies.bandits:EpsilonGreedyPolicy",
+        kind="bandit",
+        adaptive=True,
+        pretrainable=True,
+        description="best estimated value per contact, a random allowed arm with probability epsilon",
+    ),
+    PolicyEntry(
+        name="ucb",
+        loader="policies.bandits:UCBPolicy",
+        kind="bandit",
+        adaptive=True,
+        pretrainable=True,
+        description="UCB1 for batches: optimistic index per arm, batch spread by hallucinated rewards",
+    ),
+    PolicyEntry(
+        name="thompson",
+        loader="policies.bandits:ThompsonPolicy",
+        kind="bandit",
+        adaptive=True,
+        pretrainable=True,
+        description="Thompson sampling on a Beta-Bernoulli posterior per arm (and a revenue model)",
+    ),
+    PolicyEntry(
+        name="lin_ucb",
+        loader="policies.contextual:LinUCBPolicy",
+        kind="contextual",
+        adaptive=True,
+        pretrainable=True,
+        description="LinUCB: per customer the allowed arm with the highest upper confidence bound",
+    ),
+    PolicyEntry(
+        name="lin_ts",
+        loader="policies.contextual:LinTSPolicy",
+        kind="contextual",
+        adaptive=True,
+        pretrainable=True,
+        description="linear Thompson sampling on the customer's features",
+    ),
+    PolicyEntry(
+        name="budgeted_ts",
+        loader="policies.budgeted:BudgetedTSPolicy",
+        kind="contextual",
+        adaptive=True,
+        pretrainable=True,
+        description="budget-aware contextual Thompson sampling with Lagrangian pacing",
+    ),
+    PolicyEntry(
+        name="funnel_ts",
+        loader="policies.funnel:FunnelTSPolicy",
+        kind="bandit",
+        adaptive=True,
+        pretrainable=True,
+        description="factored-funnel Thompson sampling with per-customer event state and deadline pacing",
+    ),
+    PolicyEntry(
+        name="ppo",
+        loader="policies.rl:PPOPolicy",
+        kind="rl",
+        adaptive=True,
+        pretrainable=False,
+        description="Stable-Baselines3 PPO trained on Campaign-v0 (needs model_path=DIR)",
+    ),
+    PolicyEntry(
+        name="a2c",
+        loader="policies.rl:A2CPolicy",
+        kind="rl",
+        adaptive=True,
+        pretrainable=False,
+        description="Stable-Baselines3 A2C trained on Campaign-v0 (needs model_path=DIR)",
+    ),
+    PolicyEntry(
+        name="vw",
+        loader="policies.peers:VowpalWabbitPolicy",
+        kind="peer",
+        adaptive=True,
+        pretrainable=False,
+        description="Vowpal Wabbit's contextual bandit with action-dependent features (peers extra)",
+    ),
+    PolicyEntry(
+        name="mabwiser",
+        loader="policies.peers:MABWiserPolicy",
+        kind="peer",
+        adaptive=True,
+        pretrainable=False,
+        description="MABWiser's linear contextual bandits, one ridge model per contact arm (peers extra)",
+    ),
 )
+"""Every policy by name, in the order the CLI lists them."""
+
+
+def names(
+    kind: PolicyKind | None = None, *, adaptive: bool | None = None, pretrainable: bool | None = None
+) -> tuple[str, ...]:
+    """The catalogue's names (in catalogue order) of the given kind, adaptivity and pretrainability
+    (``None``: any)."""
+    return tuple(
+        e.name
+        for e in CATALOGUE.values()
+        if (kind is None or e.kind == kind)
+        and (adaptive is None or e.adaptive == adaptive)
+        and (pretrainable is None or e.pretrainable == pretrainable)
+    )
+
+
+class _Classes(Mapping[str, type[Policy]]):
+    """Policy classes by name, each imported when first looked up."""
+
+    def __getitem__(self, name: str) -> type[Policy]:
+        return CATALOGUE[name].cls
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(CATALOGUE)
+
+    def __len__(self) -> int:
+        return len(CATALOGUE)
+
+    def __repr__(self) -> str:
+        return f"POLICY_CLASSES({list(CATALOGUE)})"
+
+
+POLICY_NAMES: tuple[str, ...] = tuple(e.spelling for e in CATALOGUE.values())
 """Names accepted by :func:`make_policy` (``ARM`` is an arm name or index); every name but
 ``fixed`` also takes ``:key=value,...`` hyperparameters."""
 
-POLICY_CLASSES: dict[str, type[Policy]] = {
-    c.name: c
-    for c in (
-        RandomPolicy,
-        FixedPolicy,
-        OraclePolicy,
-        FeatureOraclePolicy,
-        ExploreThenCommitPolicy,
-        EpsilonGreedyPolicy,
-        UCBPolicy,
-        ThompsonPolicy,
-        LinUCBPolicy,
-        LinTSPolicy,
-        BudgetedTSPolicy,
-        FunnelTSPolicy,
-        PPOPolicy,
-        A2CPolicy,
-        VowpalWabbitPolicy,
-        MABWiserPolicy,
-    )
-}
-"""Policy classes by name."""
+POLICY_CLASSES: Mapping[str, type[Policy]] = _Classes()
+"""Policy classes by name (imported on lookup)."""
+
+RL_ALGORITHMS: tuple[str, ...] = names("rl")
+"""Policies trained with Stable-Baselines3 (their grid keys are SB3 constructor arguments)."""
+
+PRETRAINABLE: tuple[str, ...] = names(pretrainable=True)
+"""Learning policies that can be pretrained on simulated campaigns before evaluation."""
+
+NON_ADAPTIVE: tuple[str, ...] = names(adaptive=False)
+"""Yardsticks and habits: not ranked as adaptive learners by the benchmark."""
+
+PEERS: tuple[str, ...] = names("peer")
+"""Peer libraries run through adapters."""
 
 _LIVE_ARGS = ("self", "simulator", "seed")
 
@@ -152,25 +356,31 @@ def make_policy(name: str, simulator: CustomerSimulator, seed: int | None = None
             simulator.arms.index(arm)
         except ValueError as err:
             raise UnknownPolicyError(str(err)) from None
+        from policies.baselines import FixedPolicy
+
         return FixedPolicy(int(arm) if arm.isdigit() else arm, seed=seed)
     base, _, params = name.partition(":")
-    cls = POLICY_CLASSES.get(base)
-    if cls is None or cls is FixedPolicy:
+    entry = CATALOGUE.get(base)
+    if entry is None or entry.argument:
         raise UnknownPolicyError(f"unknown policy {name!r}; known: {list(POLICY_NAMES)}")
+    cls = entry.cls
     kwargs = parse_hyperparameters(cls, params)
-    if issubclass(cls, SB3Policy) and not kwargs.get("model_path"):
+    if entry.kind == "rl" and not kwargs.get("model_path"):
         raise UnknownPolicyError(
             f"{base} needs a trained model: {base}:model_path=DIR, with DIR a folder saved by "
             f"`campaign-opt train --policy {base}`"
         )
+    if _takes_simulator(cls):  # the yardsticks read the world's truth
+        kwargs["simulator"] = simulator
     try:
-        if cls is OraclePolicy:
-            return OraclePolicy(simulator, seed=seed, **kwargs)
-        if cls is FeatureOraclePolicy:
-            return FeatureOraclePolicy(simulator, seed=seed, **kwargs)
         return cls(seed=seed, **kwargs)
     except (ValueError, OSError) as err:  # the constructors' own checks, an unloadable model
         raise UnknownPolicyError(str(err)) from None
+
+
+def _takes_simulator(cls: type[Policy]) -> bool:
+    """``cls`` is built and loaded with the live simulator (the oracles)."""
+    return "simulator" in inspect.signature(cls.__init__).parameters
 
 
 _SAVED_FIELDS: dict[str, type] = {"policy": str, "config": dict, "state": dict, "rng": dict}
@@ -198,11 +408,9 @@ def load_policy(path: str | Path, simulator: CustomerSimulator) -> Policy:
     name = doc["policy"]
     if name not in POLICY_CLASSES:
         raise UnknownPolicyError(f"{path} holds an unknown policy {name!r}; known: {sorted(POLICY_CLASSES)}")
+    cls = POLICY_CLASSES[name]
+    live = {"simulator": simulator} if _takes_simulator(cls) else {}
     try:
-        if name == "oracle":
-            return OraclePolicy.load(path, simulator=simulator)
-        if name == "feature_oracle":
-            return FeatureOraclePolicy.load(path, simulator=simulator)
-        return POLICY_CLASSES[name].load(path)
+        return cls.load(path, **live)
     except (OSError, KeyError, TypeError, ValueError, IndexError) as err:
         raise UnknownPolicyError(f"{file} does not hold a usable {name} policy: {err!r}") from None

@@ -1,13 +1,32 @@
-"""Policy names and saved folders: every bad value is an :class:`UnknownPolicyError` naming it."""
+"""Policy names and saved folders: every bad value is an :class:`UnknownPolicyError` naming it;
+the catalogue covers every policy class and the lists derived from it are the lists they replaced."""
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import json
+import pkgutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+import policies
 from policies import UnknownPolicyError, load_policy, make_policy
+from policies.base import Policy
+from policies.registry import (
+    CATALOGUE,
+    KINDS,
+    NON_ADAPTIVE,
+    PEERS,
+    POLICY_CLASSES,
+    POLICY_NAMES,
+    PRETRAINABLE,
+    RL_ALGORITHMS,
+    names,
+)
 from simulators import Simulator, load_scenario
 
 
@@ -97,3 +116,107 @@ def test_saved_policy_round_trips(sim: Simulator, tmp_path: Path) -> None:
     make_policy("thompson:pscore_samples=7", sim, seed=3).save(tmp_path)
     assert json.loads((tmp_path / "policy.json").read_text())["config"]["pscore_samples"] == 7
     assert load_policy(tmp_path, sim).config()["pscore_samples"] == 7
+
+
+def _nameable(cls: type[Policy]) -> bool:
+    """``cls`` can be built from a name: every constructor argument but the live ones has a default
+    (a wrapper around another policy, such as the benchmark ladder's rungs, cannot)."""
+    params = inspect.signature(cls.__init__).parameters.values()
+    return all(
+        p.default is not p.empty
+        or p.name in ("self", "simulator", "seed")
+        or p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
+        for p in params
+    )
+
+
+def _policy_classes() -> set[type[Policy]]:
+    """Every concrete policy class with a name, in every module of the package."""
+    found: set[type[Policy]] = set()
+    for info in pkgutil.iter_modules(policies.__path__):
+        module = importlib.import_module(f"policies.{info.name}")
+        for obj in vars(module).values():
+            if (
+                inspect.isclass(obj)
+                and issubclass(obj, Policy)
+                and not inspect.isabstract(obj)
+                and obj.__module__ == module.__name__
+                and isinstance(getattr(obj, "name", None), str)
+            ):
+                found.add(obj)
+    return found
+
+
+BASES = {"sb3"}
+"""Named classes that are bases of named policies, not policies (``SB3Policy`` under ppo and a2c)."""
+
+
+def test_the_catalogue_covers_every_policy_class() -> None:
+    classes = {c.name: c for c in _policy_classes() if c.name not in BASES}
+    catalogued = {n: e.cls for n, e in CATALOGUE.items()}
+    # every class that can be built from a name is catalogued (fixed:ARM takes its arm instead) ...
+    assert {n for n, c in classes.items() if _nameable(c)} <= set(catalogued)
+    # ... and every entry is one of the package's classes, under its own name
+    assert {n: classes.get(n) for n in catalogued} == catalogued
+    for name, entry in CATALOGUE.items():
+        assert entry.name == name == POLICY_CLASSES[name].name
+        assert entry.kind in KINDS
+        assert entry.description and "\n" not in entry.description
+
+
+def test_derived_lists_equal_the_lists_they_replaced() -> None:
+    assert POLICY_NAMES == (
+        "random",
+        "fixed:ARM",
+        "oracle",
+        "feature_oracle",
+        "explore_then_commit",
+        "epsilon_greedy",
+        "ucb",
+        "thompson",
+        "lin_ucb",
+        "lin_ts",
+        "budgeted_ts",
+        "funnel_ts",
+        "ppo",
+        "a2c",
+        "vw",
+        "mabwiser",
+    )
+    assert list(POLICY_CLASSES) == [n.partition(":")[0] for n in POLICY_NAMES]
+    assert RL_ALGORITHMS == ("ppo", "a2c")
+    assert PRETRAINABLE == (
+        "epsilon_greedy",
+        "ucb",
+        "thompson",
+        "lin_ucb",
+        "lin_ts",
+        "budgeted_ts",
+        "funnel_ts",
+    )
+    assert set(NON_ADAPTIVE) == {"oracle", "feature_oracle", "random", "fixed", "explore_then_commit"}
+    assert PEERS == ("vw", "mabwiser")
+
+
+def test_experiments_read_the_catalogue() -> None:
+    from experiments import config, pretrain
+
+    assert config.PRETRAINABLE is PRETRAINABLE and pretrain.PRETRAINABLE is PRETRAINABLE
+    assert config.RL_ALGORITHMS is RL_ALGORITHMS
+
+
+def test_names_filters_by_kind_adaptivity_and_pretraining() -> None:
+    assert names() == tuple(CATALOGUE)
+    assert names("yardstick") == ("oracle", "feature_oracle")
+    assert names("contextual", pretrainable=True) == ("lin_ucb", "lin_ts", "budgeted_ts")
+    assert names(adaptive=True, pretrainable=False) == ("ppo", "a2c", "vw", "mabwiser")
+    assert set(names(adaptive=True)) | set(NON_ADAPTIVE) == set(CATALOGUE)
+
+
+def test_reading_the_catalogue_imports_no_policy_class() -> None:
+    code = (
+        "import sys; from policies.registry import CATALOGUE, POLICY_NAMES, names; "
+        "assert not [m for m in ('policies.rl', 'policies.peers', 'policies.feature_oracle', 'scipy') "
+        "if m in sys.modules], sorted(sys.modules)"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
