@@ -27,7 +27,7 @@ DEFAULT_POLICY = "retail-default"
 
 def _cli(*args: str, env: dict[str, str]) -> str:
     res = subprocess.run(
-        [sys.executable, "-m", "experiments.cli", *args], env=env, capture_output=True, text=True, check=False
+        [sys.executable, "-m", "cli", *args], env=env, capture_output=True, text=True, check=False
     )
     if res.returncode != 0:
         raise RuntimeError(f"campaign-opt {' '.join(args)} failed:\n{res.stderr[-3000:]}")

@@ -67,7 +67,7 @@ class ServerProcess:
         cmd = [
             sys.executable,
             "-m",
-            "experiments.cli",
+            "cli",
             "serve",
             "--host",
             "127.0.0.1",

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from experiments.cli import app
+from cli.app import app
 
 runner = CliRunner(env={"COLUMNS": "200"})
 SMALL = ["--max-iterations", "4", "--customers-per-iteration", "2000", "--budget", "300", "--json"]

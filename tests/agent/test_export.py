@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from agent import Campaign, CampaignSpec, Goal
 from agent.export import export_logs
-from experiments.cli import app
+from cli.app import app
 from policies import make_policy
 from simulators import Simulator, load_scenario
 

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from agent import Campaign
-from experiments.cli import app
+from cli.app import app
 from experiments.runner import ExperimentResult, evaluation_spec, run_experiment, unzip_policy
 from policies import load_policy, make_policy
 from serving.registry import RegistryError, list_registered, parse_model_uri, resolve_policy

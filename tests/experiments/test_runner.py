@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from experiments.cli import app
+from cli.app import app
 from experiments.runner import (
     ExperimentResult,
     best_trial,

@@ -8,7 +8,7 @@ from pathlib import Path
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from experiments.cli import app
+from cli.app import app
 from serving.models import ApiKey
 from serving.service import Service, hash_key
 from serving.settings import Settings

@@ -66,7 +66,7 @@ def test_the_oracle_runs_on_a_perturbed_world() -> None:
 def test_the_cli_writes_a_loadable_scenario(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from experiments.cli import app
+    from cli.app import app
 
     out = tmp_path / "retail_p.yaml"
     args = ["scenario", "perturb", "retail", "--strength", "0.3", "--seed", "4", "--out", str(out)]

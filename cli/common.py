@@ -1,5 +1,5 @@
 """What every ``campaign-opt`` command shares: one-line errors with exit code 2, finite numbers,
-writable folders.
+writable folders, scenarios and policies named on the command line, JSON on stdout.
 
 Bad input exits with code 2 and one line naming the option and what it allows: typer's ranges
 and :class:`Number` for values, then :func:`fail` for what only the command can check (files,
@@ -8,14 +8,21 @@ names, policies).
 
 from __future__ import annotations
 
+import json
 import math
+import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
 from pydantic_core import PydanticCustomError
 from rich.console import Console
 from rich.markup import escape
+
+if TYPE_CHECKING:
+    from policies import Policy
+    from simulators import Scenario
 
 stderr = Console(stderr=True, soft_wrap=True)
 """Progress, notes and errors (stdout is left to results)."""
@@ -76,3 +83,59 @@ def writable_folder(option: str, folder: Path) -> Path:
     except OSError as err:
         raise fail(f"{option} {str(folder)!r}: cannot write files there ({err.strerror or err})") from None
     return folder
+
+
+def print_json(data: Any) -> None:
+    """``data`` as indented JSON on stdout (numpy scalars as floats)."""
+    sys.stdout.write(json.dumps(data, indent=2, default=float) + "\n")
+
+
+def load_scenario_option(name: str, option: str = "--scenario") -> Scenario:
+    """Load a built-in scenario or a YAML file, or exit 2 naming ``option``."""
+    from simulators import ScenarioError, load_scenario
+
+    try:
+        return load_scenario(name)
+    except ScenarioError as err:
+        raise fail(f"{option}: {err}") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise fail(f"{option} {name!r}: cannot read the file as UTF-8 YAML ({err})") from None
+
+
+def named_policy(name: str, sim: Any, seed: int | None, option: str) -> Policy:
+    """The policy ``name`` (a policy name or ``models:/NAME@ALIAS``) for ``sim``, or exit 2."""
+    from policies import UnknownPolicyError, make_policy
+
+    try:
+        if name.startswith("models:/"):
+            from serving.registry import resolve_policy
+
+            return resolve_policy(name, sim, seed=seed)
+        return make_policy(name, sim, seed=seed)
+    except UnknownPolicyError as err:
+        raise fail(f"{option} {name!r}: {err}") from None
+
+
+def saved_policy(folder: Path, sim: Any, sc: Scenario) -> Policy:
+    """The policy saved in ``folder`` (``--policy-path``) for ``sim``, once it could decide for a
+    small campaign of ``sc``; or exit 2."""
+    from agent import Campaign, CampaignSpec
+    from policies import UnknownPolicyError, load_policy
+    from simulators import Simulator
+
+    if not (folder / "policy.json").is_file():
+        raise fail(f"--policy-path {str(folder)!r}: no saved policy there (expected policy.json)")
+    try:
+        pol = load_policy(folder, sim)
+    except UnknownPolicyError as err:
+        raise fail(f"--policy-path: {err}") from None
+    n = 200
+    trial = CampaignSpec.from_scenario(sc, max_iterations=1, customers_per_iteration=n)
+    try:  # a policy saved for another scenario's arms or features fails on its first decision
+        Campaign(trial, Simulator(sc, n_customers=n), pol, seed=0).dry_run()
+    except (ValueError, IndexError) as err:
+        raise fail(
+            f"--policy-path {str(folder)!r}: the saved {pol.name} policy cannot decide for scenario "
+            f"{sc.name!r} ({err})"
+        ) from None
+    return pol

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
-from experiments.cli_common import fail, stderr, writable_folder
+from cli.common import fail, print_json, stderr, writable_folder
 
 experiment_app = typer.Typer(
     name="experiment",
@@ -41,10 +39,6 @@ def _tracking_uri(cfg: Any, override: str | None) -> str:
             f"{where}: {uri!r}: use one of the schemes {list(_STORES)}, e.g. sqlite:///mlruns/mlflow.db"
         )
     return uri
-
-
-def _print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=float) + "\n")
 
 
 @experiment_app.command("run")
@@ -112,7 +106,7 @@ def run(
         except (RunnerError, MlflowException) as err:
             raise fail(str(err)) from None
     if as_json:
-        _print_json(result.to_dict())
+        print_json(result.to_dict())
         return
     _out.print(to_markdown(compare_results(result.results)), highlight=False)
     stderr.print(
@@ -171,7 +165,7 @@ def compare(
     md = out_dir / "comparison.md"
     md.write_text(to_markdown(rows) + "\n", encoding="utf-8")
     if as_json:
-        _print_json({"experiment": name, "parent_run_id": parent, "rows": [asdict(r) for r in rows]})
+        print_json({"experiment": name, "parent_run_id": parent, "rows": [asdict(r) for r in rows]})
         return
     _out.print(to_markdown(rows), highlight=False)
     stderr.print(

@@ -13,7 +13,7 @@ import typer
 from typer.core import TyperCommand, TyperGroup, TyperOption
 from typer.testing import CliRunner, Result
 
-from experiments.cli import app
+from cli.app import app
 from policies.bandits import ArmStats, ThompsonPolicy
 
 runner = CliRunner(env={"COLUMNS": "200"})
@@ -65,9 +65,10 @@ def test_simulate_help_shows_brackets_as_written() -> None:
 
 
 SIM = ["simulate", "--max-iterations", "2", "--customers-per-iteration", "500"]
-CONFIG = str(Path(__file__).parents[1] / "experiments" / "configs" / "bandits_vs_baselines.yaml")
+CONFIG = str(Path(__file__).parents[2] / "experiments" / "configs" / "bandits_vs_baselines.yaml")
 BAD_INPUT = {
     "scenarios": [(["scenarios", "--jsn"], "--jsn")],
+    "policies": [(["policies", "list", "--jsn"], "--jsn"), (["policies", "show"], "show")],
     "scenario": [
         (["scenario", "perturb", "nowhere", "--out", "{tmp}/p.yaml"], "NAME_OR_PATH"),
         (["scenario", "perturb", "retail", "--out", "{tmp}/p.yaml", "--strength", "-1"], "--strength"),
@@ -257,6 +258,22 @@ def test_scenarios_json_lists_builtins() -> None:
     assert "retail" in names
     retail = next(r for r in rows if r["name"] == "retail")
     assert retail["customers"] >= 50_000 and retail["arms"] == 37 and retail["budget"] > 0
+
+
+def test_policies_list_prints_the_catalogue() -> None:
+    res = runner.invoke(app, ["policies", "list", "--json"])
+    assert res.exit_code == 0, res.output
+    rows = json.loads(res.stdout)
+    by_name = {r["name"]: r for r in rows}
+    assert [r["usage"] for r in rows][:3] == ["random", "fixed:ARM", "oracle"]
+    assert by_name["oracle"]["kind"] == "yardstick" and not by_name["oracle"]["adaptive"]
+    assert by_name["budgeted_ts"]["pretrainable"] and by_name["budgeted_ts"]["kind"] == "contextual"
+    assert by_name["vw"]["kind"] == "peer"
+    assert all(
+        set(r) == {"name", "usage", "kind", "adaptive", "pretrainable", "class", "description"} for r in rows
+    )
+    table = runner.invoke(app, ["policies", "list"])
+    assert table.exit_code == 0 and "yardstick" in table.stdout and "mabwiser" in table.stdout
 
 
 def test_simulate_json_report() -> None:
