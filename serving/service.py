@@ -75,22 +75,22 @@ from serving.schemas import (
     check_policy_name,
 )
 from serving.settings import SECRET_ENV_PREFIX, Settings
+from simulators.money import (
+    LedgerError,
+    dollars,
+    first_open_iteration,
+    holds_after_send,
+    micros_paid,
+    micros_up,
+    to_dollars,
+    to_micros,
+)
 
 DECIDE_ID_BASE = 10**12
 """Real-time (``/decide``) decision ids start here; runner decisions count up from 0."""
-MICRO = 1_000_000
 DECIDE_CACHE_CAMPAIGNS = 8
 """Campaigns whose policy a server keeps in memory for ``/decide`` (the most recently loaded)."""
 T = TypeVar("T")
-
-
-def micros(dollars: float) -> int:
-    """Dollars to integer micro-dollars, rounded up (a reservation never under-holds)."""
-    return int(np.ceil(round(dollars * MICRO, 3)))
-
-
-def dollars(m: int) -> float:
-    return m / MICRO
 
 
 class ServiceError(Exception):
@@ -535,7 +535,7 @@ class Service:
                 .where(CampaignRow.id == cid)
                 .values(
                     spec_json=camp.spec.model_dump_json(),
-                    budget_micros=micros(camp.spec.budget),
+                    budget_micros=camp.ledger.budget_micros,
                 )
             )
             conn.execute(
@@ -729,7 +729,7 @@ class Service:
                 raise ConflictError(str(err)) from None
             with self.engine.begin() as conn:
                 self._commit_snapshot(
-                    conn, r, camp, holder, ref="owner", extra={"budget_micros": micros(camp.ledger.budget)}
+                    conn, r, camp, holder, ref="owner", extra={"budget_micros": camp.ledger.budget_micros}
                 )
                 for a in camp.audit_log[n_audit:]:
                     self._audit(conn, cid, a.action, a.reason, a.changes)
@@ -748,7 +748,7 @@ class Service:
     ) -> None:
         """Write the campaign back if the row is still at the version read and the money fits,
         with the ledger rows of every money movement since that version (``ref`` names them)."""
-        spent, reserved = micros(camp.ledger.spent), micros(camp.ledger.reserved)
+        spent, reserved = camp.ledger.spent_micros, camp.ledger.reserved_micros
         budget = (extra or {}).get("budget_micros", CampaignRow.budget_micros)
         res = conn.execute(
             update(CampaignRow)
@@ -786,7 +786,7 @@ class Service:
         )
         # reserve - charge - release == the change of what is reserved, so the ledger adds up.
         new = camp.log.reserved[int(r.decisions_done) :]
-        reserve = int(np.ceil(new * MICRO).sum()) if new.size else 0
+        reserve = int(to_micros(new, round_up=True).sum()) if new.size else 0
         charge = spent - r.spent_micros
         release = reserve - charge - (reserved - r.reserved_micros)
         if release < 0:  # rounding of the per-decision micro-dollars: the reservation was larger
@@ -970,7 +970,11 @@ class Service:
                     )
                 )  # fmt: skip
                 continue
-            send, worst = micros(float(arms.send_cost[arm_])), micros(float(arms.worst_case_cost[arm_]))
+            # Held rounded up, paid to the nearest micro-dollar: the one rule of simulators.money.
+            send, worst = (
+                micros_paid(float(arms.send_cost[arm_])),
+                micros_up(float(arms.worst_case_cost[arm_])),
+            )
             seq = conn.execute(
                 update(CampaignRow)
                 .where(
@@ -1001,7 +1005,8 @@ class Service:
                 {
                     "campaign_id": cid, "decision_id": did, "source": "decide", "iteration": now,
                     "customer": customer, "arm": arms.names[arm_], "pscore": ps, "reserved_micros": worst,
-                    "held_micros": worst - send, "charged_micros": send, "open": worst > send,
+                    "held_micros": worst - send, "charged_micros": send,
+                    "open": holds_after_send(worst, send),
                 }
             )  # fmt: skip
             ledger += [
@@ -1063,7 +1068,7 @@ class Service:
         return ExternalContacts(
             customers=contacts[:, 0],
             times=contacts[:, 1],
-            committed=contacts[:, 2] / MICRO,
+            committed=to_dollars(contacts[:, 2]),
             channel_committed=by_channel,
             opted_out=np.array([(c, arms.channel[arms.index(a)]) for c, a in out], dtype=np.int64).reshape(
                 -1, 2
@@ -1141,7 +1146,7 @@ class Service:
             )
         ).scalar()
         if is_open:
-            return 0, f"offer cost ${cost / MICRO:,.2f} exceeds what decision {decision_id} holds"
+            return 0, f"offer cost ${dollars(cost):,.2f} exceeds what decision {decision_id} holds"
         if cost > 0:
             return 0, f"decision {decision_id} already settled or expired"
         return 0, None
@@ -1219,7 +1224,11 @@ class Service:
             conversions = [e for e in fresh if e.decision_id >= DECIDE_ID_BASE and e.kind == "converted"]
             # In decision order (stable: a decision's first conversion wins), as every settler locks.
             for e in sorted(conversions, key=lambda e: e.decision_id):
-                cost = micros(e.offer_cost)
+                try:
+                    cost = micros_paid(e.offer_cost)
+                except LedgerError:  # an amount no hold can pay
+                    late[e.event_id] = f"offer cost exceeds what decision {e.decision_id} holds"
+                    continue
                 freed, reason = self._claim_hold(conn, cid, e.decision_id, cost)
                 if reason is not None:
                     late[e.event_id] = reason
@@ -1375,7 +1384,7 @@ class Service:
                                 log.customer[new].tolist(),
                                 names.tolist(),
                                 log.pscore[new].tolist(),
-                                np.ceil(log.reserved[new] * MICRO).astype(np.int64).tolist(),
+                                to_micros(log.reserved[new], round_up=True).tolist(),
                                 strict=True,
                             )
                         ],
@@ -1406,7 +1415,7 @@ class Service:
                 self._check_realtime_meanwhile(conn, r, camp, n_log, committed)
                 # Real-time holds expire with the attribution window, like the runner's own.
                 self._release_decide_holds(
-                    conn, cid, None if camp.status != "running" else max(camp.t - camp.window, 0)
+                    conn, cid, None if camp.status != "running" else first_open_iteration(camp.t, camp.window)
                 )
         except ConflictError:
             return False

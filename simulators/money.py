@@ -4,8 +4,8 @@ Every layer that moves money uses these rules (the campaign loop, the environmen
 policies' delayed-feedback bookkeeping and, one function per rule, the SQL path of ``serving/``):
 
 * **micro-dollars**: amounts are integers of :data:`MICROS_PER_DOLLAR`; reservations are rounded
-  up (:func:`to_micros` with ``round_up=True``, :func:`micros`), charges to the nearest, so that
-  no rounding can push spend past the budget;
+  up (:func:`to_micros` with ``round_up=True``, :func:`micros_up`), charges to the nearest
+  (:func:`micros_paid`), so that no rounding can push spend past the budget;
 * **reserve before sending**: each decision reserves its worst case (send cost plus the offer's
   cap); ``spent + reserved <= budget`` holds after every operation;
 * **charge the send at once**: a send whose fate is unknown counts as spent;
@@ -94,6 +94,53 @@ def dollars(amount_micros: int) -> float:
     return amount_micros / MICROS_PER_DOLLAR
 
 
+def micros_up(dollars: float) -> int:
+    """What a reservation, hold or cap check holds, in micro-dollars: rounded **up**.
+
+    The one rounding rule, for every path that moves money (the ledgers here and the SQL of
+    ``serving/``): money that is *held* against the budget (a decision's worst case, reserved
+    before it is sent) is rounded up, so a hold is never smaller than what it may have to pay
+    and ``spent + reserved <= budget`` cannot be broken by rounding; money that is *paid* (a
+    send cost, a redeemed offer) is rounded to the nearest micro-dollar (:func:`micros_paid`),
+    exactly as :meth:`BudgetLedger.charge` does. A payment never exceeds its hold: both come
+    from the same dollars and ``nearest(x) <= up(y)`` whenever ``x <= y``.
+
+    Raises:
+        LedgerError: a negative or non-finite amount, or one too large for any budget
+            (``>= 2**62`` micro-dollars), which no int64 column could hold.
+
+    Example:
+        >>> micros_up(0.3), micros_up(0.0000001)
+        (300000, 1)
+    """
+    return _bounded(dollars, round_up=True)
+
+
+def micros_paid(dollars: float) -> int:
+    """What a charge pays, in micro-dollars: rounded to the nearest (see :func:`micros_up`).
+
+    Raises:
+        LedgerError: as :func:`micros_up`.
+
+    Example:
+        >>> micros_paid(0.0000004), micros_paid(1.5)
+        (0, 1500000)
+    """
+    return _bounded(dollars, round_up=False)
+
+
+def _bounded(dollars: float, *, round_up: bool) -> int:
+    if math.isfinite(dollars) and dollars * MICROS_PER_DOLLAR >= _UNLIMITED:  # inf, NaN: to_micros
+        raise LedgerError(f"amount ${dollars:,.2f} is larger than any budget")
+    return int(to_micros(dollars, round_up=round_up)[()])
+
+
+def to_dollars(amount_micros: ArrayLike) -> FloatArray:
+    """Micro-dollars to dollars, any shape (the array form of :func:`dollars`)."""
+    out: FloatArray = np.asarray(amount_micros, dtype=np.int64) / MICROS_PER_DOLLAR
+    return out
+
+
 # -- the attribution window --------------------------------------------------------------------
 def attribution_window(max_delay: int, override: int | None) -> int:
     """The attribution window in iterations: the longest conversion delay, unless overridden.
@@ -147,6 +194,14 @@ def first_open_iteration(now: int, window: int) -> int:
     """The earliest send iteration whose window is still open at clock ``now`` (see
     :func:`window_closed`): decisions sent before it are closed."""
     return max(now - window, 0)
+
+
+def holds_after_send(worst_micros: int, send_micros: int) -> bool:
+    """Whether a decision still holds money once its send cost is charged: only when its worst
+    case (:func:`micros_up`) exceeds its send cost (:func:`micros_paid`), i.e. an offer may still
+    be redeemed. A decision that holds nothing is closed at once (as :meth:`CampaignLedger.send`
+    does), but stays attributable until its window closes."""
+    return worst_micros > send_micros
 
 
 def first_per_decision(decision_id: IntArray) -> tuple[IntArray, IntArray]:

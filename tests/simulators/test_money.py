@@ -149,3 +149,30 @@ def test_the_attribution_window_covers_the_longest_delay() -> None:
     assert attribution_window(2, None) == 2 and attribution_window(2, 5) == 5
     with pytest.raises(ValueError, match="shorter than the longest conversion delay 2"):
         attribution_window(2, 1)
+
+
+# -- the one rounding rule: held rounded up, paid to the nearest --------------------------------
+@settings(max_examples=200, deadline=None)
+@given(paid=st.floats(0, 1e6), extra=st.floats(0, 1e6))
+def test_a_payment_never_exceeds_its_hold(paid: float, extra: float) -> None:
+    from simulators.money import holds_after_send, micros_paid, micros_up
+
+    worst = paid + extra
+    assert micros_paid(paid) <= micros_up(worst)
+    assert micros_up(worst) == int(to_micros(worst, round_up=True))  # as the ledger reserves
+    assert micros_paid(paid) == int(to_micros(paid))  # as the ledger charges
+    assert holds_after_send(micros_up(worst), micros_paid(paid)) == (micros_up(worst) > micros_paid(paid))
+
+
+def test_rounding_rule_examples_and_bounds() -> None:
+    from simulators.money import micros_paid, micros_up, to_dollars
+
+    assert micros_up(0.3) == 300_000  # 0.3 * 1e6 is 300000.00000000006: not 300001
+    assert micros_up(1e-7) == 1 and micros_paid(1e-7) == 0
+    assert micros_paid(2.5e-6) == 2  # to the nearest (half to even, as numpy rounds)
+    assert to_dollars(np.array([1_500_000, 1])).tolist() == [1.5, 1e-6]
+    for bad in (-1.0, float("inf"), float("nan"), 1e300):
+        with pytest.raises(LedgerError):
+            micros_up(bad)
+        with pytest.raises(LedgerError):
+            micros_paid(bad)
