@@ -1183,6 +1183,7 @@ class Service:
                 )
             rows: list[dict[str, Any]] = []
             in_batch: set[str] = set()
+            kept: list[EventIn] = []  # the event stored under each id of the batch (the first known one)
             for e in events:  # validation per item of one request, not a loop over customers
                 if e.event_id in in_batch:
                     duplicates.append(e.event_id)
@@ -1196,6 +1197,7 @@ class Service:
                     rejected[e.event_id] = f"unknown decision {e.decision_id}"
                     continue
                 in_batch.add(e.event_id)
+                kept.append(e)
                 rows.append(
                     {
                         "campaign_id": cid,
@@ -1210,15 +1212,10 @@ class Service:
                 )
             # Duplicates are found by the insert itself (the unique constraint), not by a lookup first.
             new = _insert_new(conn, rows)
-            fresh: list[EventIn] = []
-            stored_before = in_batch - new  # ids the database already held
-            for e in events:
-                if e.event_id in stored_before:
-                    duplicates.append(e.event_id)
-                    stored_before.discard(e.event_id)  # later repeats were reported in the first pass
-                elif e.event_id in new:
-                    new.discard(e.event_id)
-                    fresh.append(e)
+            # The events stored, not the first of each id: an id may come first with an unknown
+            # decision (rejected above, not stored) and then with a known one.
+            fresh = [e for e in kept if e.event_id in new]
+            duplicates += [e.event_id for e in kept if e.event_id not in new]  # the database held them
             charge = release = 0
             late: dict[str, str] = {}
             conversions = [e for e in fresh if e.decision_id >= DECIDE_ID_BASE and e.kind == "converted"]
