@@ -398,7 +398,7 @@ class _Metrics:
 
         class _Collector:
             def collect(self) -> Iterator[Any]:
-                for name, value in svc.counters.items():
+                for name, value in svc.counter_values().items():
                     c = CounterMetricFamily(
                         f"campaign_opt_{name.removesuffix('_total')}", name.replace("_", " ")
                     )

@@ -116,7 +116,7 @@ class IterationRow(Base):
 
 class DecisionRow(Base):
     """One decision: of the runner (``source='runner'``, id = the agent's decision id) or of
-    ``/decide`` (``source='decide'``, id from :data:`serving.service.DECIDE_ID_BASE` up)."""
+    ``/decide`` (``source='decide'``, id from :data:`serving.settlement.DECIDE_ID_BASE` up)."""
 
     __tablename__ = "decisions"
     __table_args__ = (UniqueConstraint("campaign_id", "decision_id"),)

@@ -29,6 +29,7 @@ from agent.control import EventIn
 from serving.models import CampaignRow, DecisionRow, LedgerRow, Owner
 from serving.service import DECIDE_ID_BASE, Service
 from serving.settings import Settings
+from serving.settlement import release_decide_holds
 from simulators import Simulator, load_scenario
 from simulators.money import (
     CampaignLedger,
@@ -208,11 +209,11 @@ class SqlPath:
     def advance(self) -> None:
         self.now += 1
         with self.svc.engine.begin() as conn:
-            self.svc._release_decide_holds(conn, self.cid, first_open_iteration(self.now, self.window))
+            release_decide_holds(conn, self.cid, first_open_iteration(self.now, self.window))
 
     def drain(self) -> Books:
         with self.svc.engine.begin() as conn:
-            self.svc._release_decide_holds(conn, self.cid, None)
+            release_decide_holds(conn, self.cid, None)
         with self.svc.engine.connect() as conn:
             sums = dict(
                 conn.execute(
