@@ -26,7 +26,7 @@ from serving.errors import ConflictError, InvalidError
 from serving.events import apply_events, pending_events, write_verdicts
 from serving.models import AlertRow, CampaignRow, CampaignState, DecisionRow, IterationRow, utcnow
 from serving.settlement import DECIDE_ID_BASE, release_decide_holds
-from serving.store import dump_snapshot, session, snapshot_blob
+from serving.store import dump_snapshot, session, snapshot_blob, still_held
 from simulators.money import dollars, first_open_iteration, to_micros
 
 logger = logging.getLogger(__name__)
@@ -227,11 +227,7 @@ class RunnerMixin(ChannelsMixin):
         with self.engine.begin() as conn:
             res = conn.execute(
                 update(CampaignRow)
-                .where(
-                    CampaignRow.id == r.id,
-                    CampaignRow.version == r.version,
-                    CampaignRow.lease_owner == holder,
-                )
+                .where(*still_held(r, holder))
                 .values(status="paused", version=r.version + 1, updated_at=utcnow())
             )
             if res.rowcount == 1:

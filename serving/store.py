@@ -32,7 +32,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, insert, or_, select, update
+from sqlalchemy import ColumnElement, Engine, insert, or_, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
@@ -80,6 +80,12 @@ def load_snapshot(blob: bytes, channel: Callable[[Any], Channel] | None = None) 
     """A campaign from its stored snapshot; ``channel`` builds its channel around the rebuilt
     simulator (``None``: the simulator itself, enough for reports and forecasts)."""
     return Campaign.from_snapshot(json.loads(zlib.decompress(blob)), channel=channel)
+
+
+def still_held(r: CampaignRow, holder: str) -> list[ColumnElement[bool]]:
+    """The lease rule as a WHERE clause: the row is still at the version ``r`` read and
+    ``holder`` still holds its lease (a crashed or slow holder's write then changes nothing)."""
+    return [CampaignRow.id == r.id, CampaignRow.version == r.version, CampaignRow.lease_owner == holder]
 
 
 def aware(at: datetime) -> datetime:
@@ -211,12 +217,7 @@ class Store:
         budget = (extra or {}).get("budget_micros", CampaignRow.budget_micros)
         res = conn.execute(
             update(CampaignRow)
-            .where(
-                CampaignRow.id == r.id,
-                CampaignRow.version == r.version,
-                CampaignRow.lease_owner == holder,
-                fits_budget(spent, reserved, budget),
-            )
+            .where(*still_held(r, holder), fits_budget(spent, reserved, budget))
             .values(
                 version=r.version + 1,
                 spent_micros=spent,
