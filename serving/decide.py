@@ -24,6 +24,7 @@ from serving.settings import Settings
 from serving.settlement import DECIDE_ID_BASE, reserve_decision
 from serving.store import Store, load_snapshot, snapshot_blob
 from simulators.money import dollars, holds_after_send, micros_paid, micros_up, to_dollars
+from simulators.types import ArmTable
 
 logger = logging.getLogger(__name__)
 
@@ -156,7 +157,7 @@ class DecideMixin(Store):
                     camp.set_external_contacts(external_contacts(conn, cid, camp, who))
                     chosen, pscores = camp.decide(who)
                     now = camp.t
-                results = self._reserve(conn, cid, camp, now, who, chosen, pscores)
+                results = self._reserve(conn, cid, camp.sim.arms, now, who, chosen, pscores)
                 for k, res in zip(round_, results, strict=True):
                     out[k] = res
         return out
@@ -165,15 +166,23 @@ class DecideMixin(Store):
         self,
         conn: Connection,
         cid: int,
-        camp: Campaign,
+        arms: ArmTable,
         now: int,
         who: NDArray[np.int64],
         chosen: NDArray[np.int64],
         pscores: NDArray[np.float64],
     ) -> list[DecideOut | ServiceError]:
         """Reserve each contact's worst case (a conditional UPDATE that checks the budget) and
-        record it; a contact the budget cannot hold is refused."""
-        arms = camp.sim.arms
+        record it; a contact the budget cannot hold is refused (:func:`serving.settlement.reserve_decision`).
+
+        Args:
+            conn: the transaction of the group.
+            cid: the campaign.
+            arms: the campaign's arms (their send and worst-case costs).
+            now: the campaign's clock (the iteration the decisions count in).
+            who, chosen, pscores: ``(k,)`` customers, their chosen arms (0: no contact) and the
+                propensities of those choices.
+        """
         out: list[DecideOut | ServiceError] = []
         rows: list[dict[str, Any]] = []
         ledger: list[dict[str, Any]] = []

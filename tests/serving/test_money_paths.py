@@ -16,7 +16,6 @@ from __future__ import annotations
 import itertools
 import json
 from dataclasses import dataclass, field
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -155,7 +154,6 @@ class SqlPath:
                     .returning(CampaignRow.id)
                 ).scalar_one()
             )
-        self.camp = SimpleNamespace(sim=SimpleNamespace(arms=ARMS))
         self.now = 0
         self.made: dict[int, int] = {}  # position in the stream -> decision id
         self.books = Books()
@@ -165,7 +163,7 @@ class SqlPath:
             (out,) = self.svc._reserve(
                 conn,
                 self.cid,
-                self.camp,  # type: ignore[arg-type]
+                ARMS,
                 self.now,
                 np.array([position], np.int64),
                 np.array([arm], np.int64),
