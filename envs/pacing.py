@@ -21,12 +21,19 @@ minutes) yet keeps what pacing is about:
   (customer, arm) pair are computed once per episode (:meth:`simulators.Simulator.expected`,
   vectorized); contact fatigue scales the contact's effect (``exp(-penalty * fatigue)``, fatigue
   growing with expected deliveries and decaying each iteration as in the simulator).
-  Unsubscribes are not modelled.
-* **A surrogate learner.** What ``funnel_ts`` believes: the true probabilities and offer costs
-  times a model error ``exp(bias_t + sd_t * z)`` (``z`` standard normal per pair and wave,
-  ``sd_t = sd_0 / sqrt(1 + t)`` shrinking as it learns, ``bias_t = bias_0 * 0.9^t`` a per-episode
-  bias, so its forecasts are off and the calibration it measures matters); its forecasts are
-  scaled by that calibration (realized over forecast of closed decisions, shrunk to 1, within
+  Opt-outs remove a share of a customer's copies from a channel for good (the simulator's
+  unsubscribe probability, raised by fatigue).
+* **A surrogate learner.** What ``funnel_ts`` believes, drawn per episode so the pacer meets
+  models good and bad (the benchmark's ``funnel_ts`` over-predicts, by more than its calibration
+  clip of 2x on ``winback``): a model that sees only part of what tells customers apart (in log
+  space, a share ``info_t`` of the customer's true log-probability and the rest the arm's mean,
+  rescaled so each arm's total over the wave is right; ``info_t`` grows from ``info_0`` over the
+  campaign), times ``exp(bias_t + sd_t * z)``: ``z`` standard normal per pair and wave (which
+  the knapsack's choice turns into a winner's curse), ``sd_t = sd_0 / sqrt(1 + t)``, and
+  ``bias_t = bias_0 * 0.97^t + drift * t / (T - 1)`` (a per-episode bias, mostly
+  over-prediction, plus a drift toward over-predicting the later, marginal waves, so the
+  calibration of closed waves lags). Offer costs get half the noise. Its forecasts are scaled
+  by its calibration (realized over forecast of closed decisions, shrunk to 1, within
   ``[0.5, 2]``), as ``funnel_ts`` does.
 * **Funnel_ts's pacing rule**, with the action applied: the need is
   ``(remaining + 1.5 * sqrt(goal_remaining)) / max(iterations_left - 1, 1) * volume`` and the
@@ -83,7 +90,7 @@ MARGIN = 1.5
 """funnel_ts's ``margin``: standard deviations of a Poisson count of the goal left."""
 SLACK = 1
 """funnel_ts's ``slack``: waves before the deadline by which the plan reaches the goal."""
-BIAS_DECAY = 0.9
+BIAS_DECAY = 0.97
 """Per-wave factor on the surrogate learner's log bias."""
 
 
@@ -97,6 +104,7 @@ class _Wave:
     """The decisions of one sent wave (one row per contacted candidate, each ``copies`` sends)."""
 
     iteration: int
+    sent: NDArray[np.int64]  # (k,) sends (copies still subscribed to the channel)
     hold: FloatArray  # (k,) reserved offer cap per send (worst case beyond the send cost)
     forecast: FloatArray  # (k,) the model's (uncalibrated) conversion probability per send
     conversions: NDArray[np.int64]  # (k, delays) conversions arriving at each delay
@@ -121,10 +129,18 @@ class _World:
     cap: FloatArray  # (A,) offer cap (reserved until the window closes or it converts)
     mask: NDArray[np.bool_]  # (n, A)
     deliver: FloatArray  # (n, A) P(delivered)
+    unsubscribe: FloatArray  # (n, A) P(unsubscribed) of an unfatigued contact
+    channel: IntArray  # (A,) channel of each arm (-1: no contact)
+    subscribed: FloatArray  # (n, channels) share of each customer's copies still subscribed
+    fatigue_unsubscribe: float
     fatigue_penalty: float
     fatigue_decay: float
     sd0: float
     bias0: float
+    drift: float  # log over-prediction added by the last wave (the margin is over-predicted most)
+    info0: float  # share of the customer-level signal the model has at the first wave
+    info1: float  # ... and at the last
+    log_mean: FloatArray  # (A,) mean log P(convert) of each arm over the customers it reaches
     fatigue: FloatArray = field(default_factory=lambda: np.zeros(0))
 
     @property
@@ -141,7 +157,12 @@ class PacingEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
         spread: relative half-width of the goal's and the budget's draws around the defaults.
         max_candidates: most simulated candidates per wave.
         model_sd: range of the surrogate model's initial log-error sd (drawn per episode).
-        model_bias: sd of the surrogate model's per-episode log bias.
+        model_bias: mean and sd of the surrogate model's per-episode log bias (positive:
+            over-prediction, as learners of rare conversions tend to do).
+        model_info: range of the share of the customer-level signal the surrogate model has at
+            the first wave (drawn per episode; see the module docstring).
+        model_learn: range of the share of the missing signal it learns by the last wave.
+        model_drift: range of the log over-prediction the model drifts into by the last wave.
     """
 
     metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012
@@ -153,19 +174,25 @@ class PacingEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
         spread: float = 0.3,
         max_candidates: int = 500,
         model_sd: tuple[float, float] = (0.2, 0.8),
-        model_bias: float = 0.3,
+        model_bias: tuple[float, float] = (0.35, 0.45),
+        model_info: tuple[float, float] = (0.2, 0.6),
+        model_learn: tuple[float, float] = (0.0, 0.5),
+        model_drift: tuple[float, float] = (0.0, 0.4),
     ) -> None:
         super().__init__()
         if not scenarios:
             raise ValueError("scenarios must name at least one scenario")
-        if not (0 <= spread < 1 and strength >= 0 and max_candidates >= 1 and model_bias >= 0):
-            raise ValueError("need 0 <= spread < 1, strength >= 0, max_candidates >= 1, model_bias >= 0")
+        if not (0 <= spread < 1 and strength >= 0 and max_candidates >= 1 and model_bias[1] >= 0):
+            raise ValueError("need 0 <= spread < 1, strength >= 0, max_candidates >= 1, model_bias sd >= 0")
         self.scenarios = tuple(scenarios)
         self.strength = float(strength)
         self.spread = float(spread)
         self.max_candidates = int(max_candidates)
         self.model_sd = (float(model_sd[0]), float(model_sd[1]))
-        self.model_bias = float(model_bias)
+        self.model_bias = (float(model_bias[0]), float(model_bias[1]))
+        self.model_info = (float(model_info[0]), float(model_info[1]))
+        self.model_learn = (float(model_learn[0]), float(model_learn[1]))
+        self.model_drift = (float(model_drift[0]), float(model_drift[1]))
         n_obs = PacingObservation.size()
         self.observation_space = gym.spaces.Box(0.0, 10.0, shape=(n_obs,), dtype=np.float32)
         self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
@@ -210,6 +237,10 @@ class PacingEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
         p_true = np.where(mask, gt.p_convert, 0.0)
         p_true[:, NO_CONTACT] = 0.0  # no contact earns nothing toward an attributed goal
         lo, hi = 1.0 - self.spread, 1.0 + self.spread
+        logp = np.log(np.maximum(p_true, 1e-9))
+        reach = np.maximum(mask.sum(axis=0), 1)
+        log_mean = np.where(mask, logp, 0.0).sum(axis=0) / reach
+        info0 = float(rng.uniform(*self.model_info))
         return _World(
             scenario=name,
             copies=copies,
@@ -225,10 +256,18 @@ class PacingEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
             cap=np.asarray(arms.max_offer_cost, dtype=np.float64),
             mask=mask,
             deliver=np.asarray(gt.p_deliver, dtype=np.float64),
+            unsubscribe=np.asarray(gt.p_unsubscribe, dtype=np.float64),
+            channel=np.asarray(arms.channel, dtype=np.int64),
+            subscribed=np.ones((n, len(arms.channel_names))),
+            fatigue_unsubscribe=float(scenario.dynamics.fatigue_unsubscribe),
             fatigue_penalty=float(scenario.dynamics.fatigue_open_penalty),
             fatigue_decay=float(scenario.dynamics.fatigue_decay),
             sd0=float(rng.uniform(*self.model_sd)),
-            bias0=float(self.model_bias * rng.standard_normal()),
+            bias0=float(self.model_bias[0] + self.model_bias[1] * rng.standard_normal()),
+            drift=float(rng.uniform(*self.model_drift)),
+            info0=info0,
+            info1=info0 + (1.0 - info0) * float(rng.uniform(*self.model_learn)),
+            log_mean=log_mean,
             fatigue=np.zeros(n),
         )
 
@@ -253,11 +292,10 @@ class PacingEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
 
     def held(self) -> float:
         """Dollars reserved for offers of open decisions not converted yet."""
-        c = self.world.copies
         total = 0.0
         for w in self.waves:
             if w.iteration + self.world.window >= self.t:  # window still open
-                total += float((w.hold * (c - self._arrived(w, self.t))).sum())
+                total += float((w.hold * (w.sent - self._arrived(w, self.t))).sum())
         return total
 
     @property
@@ -281,7 +319,7 @@ class PacingEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
             got = float(cdf[min(max(age, 0), cdf.size - 1)]) if age >= 0 else 0.0
             f = wave.forecast
             p = f * (1.0 - got) / np.maximum(1.0 - f * got, 1e-9)
-            waiting = w.copies - self._arrived(wave, self.t)
+            waiting = wave.sent - self._arrived(wave, self.t)
             total += float((p * waiting).sum())
         return self.calibration() * total
 
@@ -297,7 +335,7 @@ class PacingEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
             if 0 <= d < wave.conversions.shape[1]:
                 charged += float((wave.conversions[:, d] * wave.offer_cost).sum())
             if wave.iteration + w.window == self.t - 1:  # its window just closed
-                self.forecast_closed += float(wave.forecast.sum()) * w.copies
+                self.forecast_closed += float((wave.forecast * wave.sent).sum())
                 self.realized_closed += float(wave.conversions.sum())
         self.spent += charged
         return charged
@@ -381,19 +419,30 @@ class PacingEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
         p = np.clip(base + (w.p_true[customers] - base) * shrink, 0.0, 1.0)
         offer = w.offer_true[customers] * shrink
         sd = w.sd0 / math.sqrt(1.0 + self.t)
-        bias = w.bias0 * BIAS_DECAY**self.t
+        progress = self.t / max(w.iterations - 1, 1)
+        bias = w.bias0 * BIAS_DECAY**self.t + w.drift * progress
         err = np.exp(bias + sd * rng.standard_normal((n, A)) - 0.5 * sd * sd)
-        p_model = np.clip(p * err, 0.0, 1.0)
-        cost_model = w.send_cost[None, :] + offer * np.exp(0.5 * sd * rng.standard_normal((n, A)))
+        info = w.info0 + (w.info1 - w.info0) * progress
+        signal = np.exp(info * np.log(np.maximum(p, 1e-9)) + (1.0 - info) * w.log_mean[None, :])
         allowed = w.mask[customers]
-        value = np.where(allowed, p_model, -np.inf) * w.copies
+        # unbiased per arm over the wave's candidates: the model ranks customers less well, but
+        # knows the arms' average (the bias term decides whether it over-predicts)
+        signal *= np.where(allowed, p, 0.0).sum(axis=0) / np.maximum(
+            np.where(allowed, signal, 0.0).sum(axis=0), 1e-12
+        )
+        p_model = np.clip(signal * err, 0.0, 1.0)
+        cost_model = w.send_cost[None, :] + offer * np.exp(0.5 * sd * rng.standard_normal((n, A)))
+        ch = np.maximum(w.channel, 0)
+        share = np.where(w.channel[None, :] >= 0, w.subscribed[customers][:, ch], 1.0)
+        scale = w.copies * share  # copies a contact reaches
+        value = np.where(allowed, p_model, -np.inf) * scale
         value[:, NO_CONTACT] = 0.0
         calibration = self.calibration()
-        estimate = np.where(allowed, p_model * calibration, 0.0) * w.copies
+        estimate = np.where(allowed, p_model * calibration, 0.0) * scale
         estimate[:, NO_CONTACT] = 0.0
-        cost = cost_model * w.copies
+        cost = cost_model * scale
         cost[:, NO_CONTACT] = 0.0
-        worst = (w.send_cost + w.cap) * w.copies
+        worst = (w.send_cost + w.cap)[None, :] * scale
 
         held = self.held()
         available = max(w.budget - self.spent - held, 0.0)
@@ -412,7 +461,7 @@ class PacingEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
             max_price = min(max_price, previous * PRICE_STEP)
         wave_budget = min(available, (available + held) / (w.window + 1))
         if target <= 0:
-            return np.zeros(n, np.int64), np.zeros(n), np.zeros((2, n))
+            return np.zeros(n, np.int64), np.zeros(n), np.zeros((3, n))
         sol = solve_wave(
             value,
             cost,
@@ -440,7 +489,7 @@ class PacingEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
         chosen = sol.arms
         p_chosen = p[rows, chosen]
         offer_per_conversion = offer[rows, chosen] / np.maximum(p_chosen, 1e-12)
-        return chosen, p_chosen, np.stack([p_model[rows, chosen], offer_per_conversion])
+        return chosen, p_chosen, np.stack([p_model[rows, chosen], offer_per_conversion, share[rows, chosen]])
 
     def step(
         self, action: NDArray[np.float32]
@@ -456,29 +505,34 @@ class PacingEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
         customers = np.sort(rng.choice(w.p_true.shape[0], size=w.wave_size, replace=False))
         chosen, p_chosen, extra = self._wave_arms(customers, multipliers)
         forecast, offer_per_conversion = extra[0], extra[1]
-        sent = chosen != NO_CONTACT
-        c, a = customers[sent], chosen[sent]
+        sends = np.rint(w.copies * extra[2]).astype(np.int64)
+        sent = (chosen != NO_CONTACT) & (sends > 0)
+        c, a, sends = customers[sent], chosen[sent], sends[sent]
         # Send: pay the send costs, reserve the offer caps, draw the conversions and their delays.
-        self.spent += float(w.send_cost[a].sum()) * w.copies
-        conversions = rng.binomial(w.copies, p_chosen[sent])
+        self.spent += float((w.send_cost[a] * sends).sum())
+        conversions = rng.binomial(sends, p_chosen[sent])
         by_delay = (
             rng.multinomial(conversions, w.delays) if c.size else np.zeros((0, w.delays.size), np.int64)
         )
         wave = _Wave(
             iteration=self.t,
+            sent=sends,
             hold=w.cap[a],
             forecast=forecast[sent],
             conversions=np.asarray(by_delay, dtype=np.int64).reshape(c.size, w.delays.size),
             offer_cost=np.where(w.cap[a] > 0, offer_per_conversion[sent], 0.0),
         )
         self.waves.append(wave)
+        # Opt-outs are for good (a share of the copies); fatigue grows with expected deliveries.
+        leave = w.unsubscribe[c, a] * (1.0 + w.fatigue_unsubscribe * w.fatigue[c])
+        w.subscribed[c, w.channel[a]] *= 1.0 - np.clip(leave, 0.0, 1.0)
         np.add.at(w.fatigue, c, w.deliver[c, a])
         self.steps += 1
         self._advance()
         self._skip_holds()
         reward = -(self.spent - spent_before) / w.budget
         info = self._info()
-        info.update(price=multipliers.price, volume=multipliers.volume, sends=int(c.size) * w.copies)
+        info.update(price=multipliers.price, volume=multipliers.volume, sends=int(sends.sum()))
         if self.done:
             conversions_total = self.observed()
             reached = conversions_total >= w.target and self.spent <= w.budget + 1e-6
