@@ -16,18 +16,24 @@ from __future__ import annotations
 
 import json
 import math
+import tempfile
+import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from agent import Campaign, CampaignReport, CampaignSpec
+from experiments.pretrain import PRETRAINABLE, pretrain
 from policies import load_policy, make_policy
-from policies.base import GoalMetric
+from policies.base import GoalMetric, Policy
+from policies.registry import NON_ADAPTIVE, PEERS, POLICY_NAMES
 from policies.yardsticks import lp_bound
 from simulators import Simulator, load_scenario
+from simulators.perturb import perturb
+from simulators.scenario import Scenario
 
 
 @dataclass(frozen=True)
@@ -74,6 +80,7 @@ class BenchmarkResult:
     runs: list[RunResult]
     yardstick: dict[str, str]
     lp_bound: dict[str, dict[int, float | None]] = field(default_factory=dict)
+    track: str = "cold-start"
 
     def lp_bound_median(self, scenario: str) -> float | None:
         """Median over seeds of a scenario's ``lp_bound`` (``None`` when none is finite)."""
@@ -83,6 +90,7 @@ class BenchmarkResult:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         return {
+            "track": self.track,
             "rows": [asdict(r) for r in self.rows],
             "runs": [asdict(r) for r in self.runs],
             "yardstick": dict(self.yardstick),
@@ -97,13 +105,7 @@ class BenchmarkResult:
     def from_dict(cls, data: dict[str, Any]) -> BenchmarkResult:
         """Rebuild from :meth:`to_dict` output (the rows are re-aggregated from the runs)."""
         bounds = {s: {int(k): v for k, v in b["seeds"].items()} for s, b in data.get("lp_bound", {}).items()}
-        return from_runs([RunResult(**r) for r in data["runs"]], bounds)
-
-
-NON_ADAPTIVE = ("oracle", "feature_oracle", "random", "fixed", "explore_then_commit")
-"""Policy families that are yardsticks or habits, not adaptive learners."""
-PEERS = ("vw", "mabwiser")
-"""Peer libraries run through adapters."""
+        return from_runs([RunResult(**r) for r in data["runs"]], bounds, str(data.get("track", "cold-start")))
 
 
 def family(policy: str) -> str:
@@ -114,23 +116,37 @@ def family(policy: str) -> str:
 ProgressCallback = Callable[[RunResult], None]
 
 
-def _run_one(scenario: str, policy: str, seed: int, policy_path: Path | None) -> tuple[CampaignReport, float]:
-    import time
+PolicyBuilder = Callable[[Simulator, int], Policy]
+"""Builds the policy of one campaign from the evaluation world and the seed."""
 
-    sc = load_scenario(scenario)
-    sim = Simulator(sc)
-    pol = load_policy(policy_path, sim) if policy_path is not None else make_policy(policy, sim, seed=seed)
+
+def run_campaign(scenario: Scenario, build: PolicyBuilder, seed: int, label: str) -> RunResult:
+    """The benchmark's one evaluation: a full campaign of ``scenario``'s default goal and budget
+    with the policy ``build`` makes for the world (oracles read it) and the seed."""
+    sim = Simulator(scenario)
+    pol = build(sim, seed)
     start = time.perf_counter()
-    report = Campaign(CampaignSpec.from_scenario(sc), sim, pol, seed=seed, scenario_name=sc.name).run()
-    return report, time.perf_counter() - start
+    spec = CampaignSpec.from_scenario(scenario)
+    report = Campaign(spec, sim, pol, seed=seed, scenario_name=scenario.name).run()
+    return RunResult(
+        scenario=report.scenario or scenario.name,
+        policy=label,
+        seed=seed,
+        goal_reached=report.goal_reached,
+        cost_to_goal=report.cost_to_goal,
+        spend=report.spend,
+        conversions=report.conversions,
+        revenue=report.revenue,
+        iterations=report.iterations,
+        seconds=time.perf_counter() - start,
+    )
 
 
-def campaign_lp_bound(scenario: str, seed: int) -> float | None:
+def campaign_lp_bound(scenario: Scenario, seed: int) -> float | None:
     """``lp_bound`` of the benchmark's campaign on ``scenario`` with ``seed`` (the population the
     campaign draws; ``None`` when the goal is out of reach even fractionally)."""
-    sc = load_scenario(scenario)
-    sim = Simulator(sc)
-    spec = CampaignSpec.from_scenario(sc)
+    sim = Simulator(scenario)
+    spec = CampaignSpec.from_scenario(scenario)
     Campaign(spec, sim, make_policy("random", sim, seed=seed), seed=seed)  # resets sim like a run
     metric: GoalMetric = "revenue" if spec.goal.metric == "revenue" else "conversions"
     bound = lp_bound(sim, spec.goal.target, metric, spec.max_iterations, spec.customers_per_iteration)
@@ -254,57 +270,131 @@ def target_check(result: BenchmarkResult) -> list[dict[str, Any]]:
     return checks
 
 
+TRACKS = ("cold-start", "pretrained", "sim-to-real")
+"""``cold-start``: no pretraining. ``pretrained``: trained on the scenario's own simulator (other
+seeds), evaluated on new seeds. ``sim-to-real``: trained on the built-in scenario, evaluated on
+perturbed versions of it (:func:`simulators.perturb.perturb`) it never saw."""
+PERTURB_SEED_BASE = 7_000
+"""The sim-to-real track's perturbed world ``k`` uses ``default_rng(PERTURB_SEED_BASE + k)``."""
+TrainCallback = Callable[[str, str, int, CampaignReport], None]
+
+
+def evaluation_worlds(
+    scenario: Scenario, track: str, perturbations: int = 3, strength: float = 0.3
+) -> list[Scenario]:
+    """The worlds a track evaluates on: the scenario itself, or for ``sim-to-real`` its
+    ``perturbations`` perturbed versions named ``NAME~perturbed-K``."""
+    if track != "sim-to-real":
+        return [scenario]
+    return [
+        perturb(scenario, strength, np.random.default_rng(PERTURB_SEED_BASE + k)).model_copy(
+            update={"name": f"{scenario.name}~perturbed-{k}"}
+        )
+        for k in range(perturbations)
+    ]
+
+
+def expand_policies(names: Sequence[str]) -> list[str]:
+    """``all`` expands to the whole catalogue (every policy that needs no argument), in order."""
+    out: list[str] = []
+    for name in names:
+        extra = [p for p in POLICY_NAMES if p != "fixed"] if name == "all" else [name]
+        out.extend(p for p in extra if p not in out)
+    return out
+
+
 def run_benchmark(
     scenarios: Sequence[str],
     policies: Sequence[str],
     seeds: int,
     policy_path: Path | None = None,
     on_run: ProgressCallback | None = None,
+    track: str = "cold-start",
+    train_campaigns: int = 2,
+    perturbations: int = 3,
+    strength: float = 0.3,
+    on_train: TrainCallback | None = None,
 ) -> BenchmarkResult:
-    """Run every (scenario, policy, seed) campaign and aggregate.
+    """Run every (scenario, policy, seed) campaign of a track and aggregate.
 
     Args:
         scenarios: built-in names or YAML paths.
-        policies: policy names as on the CLI (``oracle`` is needed for the ratio column).
+        policies: policy names as on the CLI (``oracle`` is needed for the ratio column; ``all``
+            is the catalogue).
         seeds: seeds 0..seeds-1.
         policy_path: a saved policy to use for the policy named ``path``.
         on_run: called after every campaign (progress).
+        track: one of :data:`TRACKS`. In the pretrained and sim-to-real tracks every pretrainable
+            policy (:data:`policies.registry.PRETRAINABLE`) is trained once per scenario on
+            ``train_campaigns`` simulated campaigns of the built-in scenario (training seeds,
+            never an evaluation seed) and every evaluation starts from that trained state;
+            other policies run as they are.
+        train_campaigns: pretraining campaigns per policy and scenario.
+        perturbations: perturbed worlds of the sim-to-real track.
+        strength: perturbation strength of the sim-to-real track.
+        on_train: called with ``(scenario, policy, i, report)`` after each training campaign.
     """
+    if track not in TRACKS:
+        raise ValueError(f"track must be one of {list(TRACKS)}, got {track!r}")
     runs: list[RunResult] = []
     bounds: dict[str, dict[int, float | None]] = {}
-    names: dict[str, str] = {}  # as given -> as the reports name it
-    for scenario in scenarios:
-        bounds[scenario] = {seed: campaign_lp_bound(scenario, seed) for seed in range(seeds)}
-        for policy in policies:
-            for seed in range(seeds):
-                path = policy_path if policy == "path" else None
-                report, secs = _run_one(scenario, policy, seed, path)
-                res = RunResult(
-                    scenario=report.scenario or scenario,
-                    policy=policy,
-                    seed=seed,
-                    goal_reached=report.goal_reached,
-                    cost_to_goal=report.cost_to_goal,
-                    spend=report.spend,
-                    conversions=report.conversions,
-                    revenue=report.revenue,
-                    iterations=report.iterations,
-                    seconds=secs,
-                )
-                runs.append(res)
-                names[scenario] = res.scenario
-                if on_run is not None:
-                    on_run(res)
-    return from_runs(runs, {names.get(s, s): b for s, b in bounds.items()})
+    policies = expand_policies(policies)
+    with tempfile.TemporaryDirectory(prefix="campaign-opt-bench-") as tmp:
+        for scenario in scenarios:
+            sc = load_scenario(scenario)
+            builders = {
+                policy: _builder(policy, sc, track, train_campaigns, policy_path, Path(tmp), on_train)
+                for policy in policies
+            }
+            for world in evaluation_worlds(sc, track, perturbations, strength):
+                bounds[world.name] = {seed: campaign_lp_bound(world, seed) for seed in range(seeds)}
+                for policy in policies:
+                    for seed in range(seeds):
+                        res = run_campaign(world, builders[policy], seed, policy)
+                        runs.append(replace(res, scenario=world.name))
+                        if on_run is not None:
+                            on_run(runs[-1])
+    return from_runs(runs, bounds, track)
+
+
+def _builder(
+    policy: str,
+    scenario: Scenario,
+    track: str,
+    train_campaigns: int,
+    policy_path: Path | None,
+    tmp: Path,
+    on_train: TrainCallback | None,
+) -> PolicyBuilder:
+    """How each evaluation campaign gets ``policy``: made fresh, loaded from ``policy_path``, or
+    loaded from the state it reached in pretraining (trained once here)."""
+    if policy == "path" and policy_path is not None:
+        path = policy_path
+        return lambda sim, seed: load_policy(path, sim)
+    if track == "cold-start" or family(policy) not in PRETRAINABLE or train_campaigns <= 0:
+        return lambda sim, seed: make_policy(policy, sim, seed=seed)
+    pol = make_policy(policy, Simulator(scenario), seed=0)
+
+    def progress(i: int, _seed: int, report: CampaignReport) -> None:
+        if on_train is not None:
+            on_train(scenario.name, policy, i, report)
+
+    pretrain(pol, scenario, train_campaigns, seed=0, on_campaign=progress)
+    folder = pol.save(tmp / f"{scenario.name}-{len(list(tmp.iterdir()))}")
+    return lambda sim, seed: load_policy(folder, sim)
 
 
 def from_runs(
-    runs: Sequence[RunResult], lp_bounds: dict[str, dict[int, float | None]] | None = None
+    runs: Sequence[RunResult],
+    lp_bounds: dict[str, dict[int, float | None]] | None = None,
+    track: str = "cold-start",
 ) -> BenchmarkResult:
     """Aggregate runs (possibly from several invocations) into a result, with the scenarios'
     ``lp_bound`` per seed when known."""
     rows, yardstick = aggregate(runs)
-    return BenchmarkResult(rows=rows, runs=list(runs), yardstick=yardstick, lp_bound=dict(lp_bounds or {}))
+    return BenchmarkResult(
+        rows=rows, runs=list(runs), yardstick=yardstick, lp_bound=dict(lp_bounds or {}), track=track
+    )
 
 
 def _money(x: float | None) -> str:

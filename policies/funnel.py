@@ -298,6 +298,32 @@ class FunnelEstimates:
         return self.p_convert - self.baseline[:, None]
 
 
+@dataclass(frozen=True)
+class WaveValues:
+    """One wave's valuation by the model (see :meth:`FunnelTSPolicy.values`).
+
+    Attributes:
+        value: ``(n, n_arms)`` goal per arm under a posterior draw (``-inf`` where not allowed,
+            0 for no contact).
+        estimate: ``(n, n_arms)`` posterior-mean goal per arm, calibrated (0 where not allowed).
+        cost: ``(n, n_arms)`` expected cost per arm (send plus expected redemption).
+        allowed: ``(n, n_arms)`` arms allowed (no contact always).
+        x: ``(n, d)`` model inputs.
+        per_channel: ``(n, n_channels)`` per-channel engagement inputs.
+        unit: goal per conversion (1 for conversions, revenue per order).
+        calibration: realized over forecast goal of closed decisions.
+    """
+
+    value: FloatArray
+    estimate: FloatArray
+    cost: FloatArray
+    allowed: NDArray[np.bool_]
+    x: NDArray[np.float32]
+    per_channel: FloatArray
+    unit: float
+    calibration: float
+
+
 class FunnelTSPolicy(Policy):
     """Factored-funnel Thompson sampling with per-customer event state and deadline pacing.
 
@@ -706,13 +732,21 @@ class FunnelTSPolicy(Policy):
         )
 
     # -- acting ------------------------------------------------------------------------------------
-    def act(self, ctx: DecisionContext) -> Decisions:
+    def values(self, ctx: DecisionContext, explore: float | None = None) -> WaveValues:
+        """What each arm is worth and costs for this wave's candidates, by the current model.
+
+        Records the wave's forecasts so :meth:`update` can follow its decisions, whoever chose
+        the arms (the benchmark's ladder drives this model with the oracle's allocator).
+
+        Args:
+            ctx: the wave's context.
+            explore: scale of the posterior draw behind ``value`` (default: ``explore``).
+        """
         self._ensure(ctx)
         if ctx.iteration == 0 and self._last_iteration > 0:
             self.begin_campaign()
         self._last_iteration = ctx.iteration
         arms = ctx.arms
-        n = len(ctx)
         x, per_channel = self.inputs(ctx)
         allowed = np.asarray(ctx.mask, dtype=bool).copy()
         allowed[:, NO_CONTACT] = True
@@ -722,20 +756,31 @@ class FunnelTSPolicy(Policy):
         redeem_cost = self.offer_cost_per_redemption(arms)
         cost = arms.send_cost[None, :] + mean.p_redeem * redeem_cost[None, :]
         cost[:, NO_CONTACT] = 0.0
-        worst = np.asarray(arms.worst_case_cost, dtype=np.float64)
         calibration = self.calibration()
         estimate = self._value(mean, metric) * calibration
+        scale = self.explore if explore is None else explore
         sampled = self._value(
-            self.predict(x, per_channel, arms, self._draw(self.explore), customers, detail=False), metric
+            self.predict(x, per_channel, arms, self._draw(scale), customers, detail=False), metric
         )
         value = np.where(allowed, sampled, -np.inf)
         value[:, NO_CONTACT] = 0.0
         estimate = np.where(allowed, estimate, 0.0)
         self._last = (ctx, x, estimate, per_channel, mean)
+        unit = self.revenue_per_conversion() if metric == "revenue" else 1.0
+        return WaveValues(value, estimate, cost, allowed, x, per_channel, unit, calibration)
+
+    def act(self, ctx: DecisionContext) -> Decisions:
+        w = self.values(ctx)
+        x, per_channel, allowed, cost = w.x, w.per_channel, w.allowed, w.cost
+        value, estimate, calibration, unit = w.value, w.estimate, w.calibration, w.unit
+        arms = ctx.arms
+        n = len(ctx)
+        metric = str(ctx.goal_metric)
+        customers = np.asarray(ctx.customers, dtype=np.int64)
+        worst = np.asarray(arms.worst_case_cost, dtype=np.float64)
 
         pending = calibration * self.expected_pending(ctx.iteration)
         remaining = max(ctx.goal_remaining - pending, 0.0)
-        unit = self.revenue_per_conversion() if metric == "revenue" else 1.0
         # A safety margin of ``margin`` standard deviations of a Poisson count of the goal still
         # unobserved: the conversions still expected are as uncertain as those yet to be bought
         # (a margin on what is left after them sent nothing in the last wave when they seemed to
