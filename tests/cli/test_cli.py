@@ -154,6 +154,11 @@ BAD_INPUT = {
             "--policy-path",
         ),
         (["benchmark", "--out", "{tmp}/a_file/bench"], "--out"),
+        (["benchmark", "--track", "warm"], "--track"),
+        (["benchmark", "--track", "pretrained", "--train-campaigns", "-1"], "--train-campaigns"),
+        (["benchmark", "--track", "sim-to-real", "--perturbations", "0"], "--perturbations"),
+        (["benchmark", "--ladder", "--learner", "thompson"], "--learner"),
+        (["benchmark", "--ladder", "--learner", "funnel_ts:explore=-1"], "--learner"),
     ],
     "calibration": [
         (["calibration", "retail"], "SCENARIO"),
@@ -379,6 +384,31 @@ def test_benchmark_end_to_end_on_a_tiny_scenario(tmp_path: Path) -> None:
     assert (out / "benchmark.png").stat().st_size > 1000
     res = runner.invoke(app, ["benchmark", "--policies", "oracle,nope"])
     assert res.exit_code == 2 and "unknown policy" in res.output
+    res = runner.invoke(
+        app,
+        [
+            "benchmark",
+            "--scenarios",
+            str(path),
+            "--policies",
+            "oracle,thompson",
+            "--seeds",
+            "1",
+            "--track",
+            "sim-to-real",
+            "--perturbations",
+            "2",
+            "--train-campaigns",
+            "1",
+            "--out",
+            str(out),
+            "--json",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    assert data["track"] == "sim-to-real"
+    assert {r["scenario"] for r in data["rows"]} == {"retail~perturbed-0", "retail~perturbed-1"}
 
 
 def test_train_then_simulate_with_policy_path(tmp_path: Path) -> None:
