@@ -207,6 +207,7 @@ class CapsMixin(ProjectionMixin):
     def _context(self, customers: NDArray[np.int64]) -> DecisionContext:
         """The policy's view of ``(n,)`` candidates, with every rule and cap in the arm mask."""
         spec, arms = self.spec, self.sim.arms
+        counted = self._counted()
         return DecisionContext(
             customers=customers,
             features=self.sim.features(customers),
@@ -216,8 +217,9 @@ class CapsMixin(ProjectionMixin):
             iterations_left=spec.max_iterations - self.iterations,
             budget_available=self.ledger.available,
             goal_metric="revenue" if spec.goal.metric == "revenue" else "conversions",
-            goal_remaining=max(spec.goal.target - self._counted(), 0.0),
+            goal_remaining=max(spec.goal.target - counted, 0.0),
             attribution_window=self.window,
+            goal_pending=max(counted - self.achieved, 0.0),
         )
 
     def _act(self, ctx: DecisionContext) -> tuple[Decisions, NDArray[np.int64]]:

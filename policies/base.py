@@ -38,6 +38,10 @@ class DecisionContext:
         goal_remaining: goal amount still to reach (observed, may lag delayed conversions).
         attribution_window: iterations after a send during which its conversion may still
             arrive; a decision with no conversion after that counts as a non-conversion.
+        goal_pending: goal the loop still expects from open decisions and has already left out
+            of ``goal_remaining`` (its projection; 0 when it counts observed results only). A
+            policy with its own forecast of pending results adds this back before subtracting
+            its own, so the pending goal is not subtracted twice.
     """
 
     customers: IntArray
@@ -50,6 +54,7 @@ class DecisionContext:
     goal_metric: GoalMetric
     goal_remaining: float
     attribution_window: int = 0
+    goal_pending: float = 0.0
 
     def __len__(self) -> int:
         return int(self.customers.shape[0])

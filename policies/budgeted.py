@@ -235,8 +235,8 @@ class BudgetedTSPolicy(ContextualPolicy):
         estimate = p * scale * calibration
         self._last = (ctx, estimate)
         remaining = ctx.goal_remaining
-        if self.count_pending:
-            remaining = max(remaining - calibration * self.expected_pending(ctx), 0.0)
+        if self.count_pending:  # its own forecast of the pending goal instead of the loop's
+            remaining = max(remaining + ctx.goal_pending - calibration * self.expected_pending(ctx), 0.0)
         need = paced_need(remaining, ctx.iterations_left, self.pace)
         held = self.held(ctx)
         max_price = self.price_cap * (ctx.budget_available + held) / max(remaining, 1e-9)

@@ -350,6 +350,8 @@ class FunnelTSPolicy(Policy):
             contacted) whose organic purchases teach the ``base`` model.
         pacer: the pacer (one of :data:`policies.pacing.PACERS`) whose multipliers scale each
             wave's marginal price and need (``rule``: none).
+        early_calibration: whether open decisions count toward the calibration, delay-corrected
+            (see :meth:`calibration`).
         seed: the policy's seed.
     """
 
@@ -370,11 +372,14 @@ class FunnelTSPolicy(Policy):
         bystanders: int = 10_000,
         price_step: float = 1.5,
         pacer: str = "rule",
+        early_calibration: bool = True,
         seed: int | None = None,
     ) -> None:
         super().__init__(seed)
         self._pacer = make_pacer(pacer)
         self.pacer = pacer
+        self.early_calibration = early_calibration
+        self._wave_calibration = 1.0
         checks = {
             "pace": pace > 0,
             "margin": margin >= 0,
@@ -431,6 +436,7 @@ class FunnelTSPolicy(Policy):
             "bystanders": self.bystanders,
             "price_step": self.price_step,
             "pacer": self.pacer,
+            "early_calibration": self.early_calibration,
             "seed": self.seed,
         }
 
@@ -680,11 +686,23 @@ class FunnelTSPolicy(Policy):
         return v
 
     # -- pacing ------------------------------------------------------------------------------------
-    def calibration(self) -> float:
-        """Realized over forecast goal of closed decisions (recent waves weigh more), shrunk to 1
-        by a tenth of the forecast, within [0.5, 2]."""
-        prior = max(2.0, 0.1 * self.forecast_closed)
-        return float(np.clip((self.realized_closed + prior) / (self.forecast_closed + prior), 0.5, 2.0))
+    def calibration(self, now: int | None = None) -> float:
+        """Realized over forecast goal (recent waves weigh more), shrunk to 1 by a tenth of the
+        forecast, within [0.5, 2].
+
+        Closed decisions count whole; with ``now`` (the iteration about to be decided), open
+        ones count too, their forecast scaled by the share of conversions that has had time to
+        arrive (delay-corrected), so a model that over-predicts is caught one wave after its
+        first sends rather than once their window has closed.
+        """
+        forecast, realized = self.forecast_closed, self.realized_closed
+        o = self.open
+        if now is not None and o.ids.size:
+            got = self._arrival_share(np.maximum(now - 1 - o.iteration, 0))
+            forecast += float((o.forecast * got).sum())
+            realized += float(o.realized.sum())
+        prior = max(2.0, 0.1 * forecast)
+        return float(np.clip((realized + prior) / (forecast + prior), 0.5, 2.0))
 
     def _arrival_share(self, age: IntArray) -> FloatArray:
         """Share of a decision's conversions that arrive within ``age`` iterations of its send."""
@@ -720,7 +738,7 @@ class FunnelTSPolicy(Policy):
         total, budget, goal = self.start
         per_unit = max(budget, 1e-9) / goal
         spent = max(budget - ctx.budget_available - held, 0.0)
-        got = max(goal - ctx.goal_remaining, 0.0) + pending
+        got = max(goal - ctx.goal_remaining - ctx.goal_pending, 0.0) + pending
         return PacingObservation(
             time_left=ctx.iterations_left / max(total, 1.0),
             budget_left=ctx.budget_available / max(budget, 1e-9),
@@ -756,7 +774,8 @@ class FunnelTSPolicy(Policy):
         redeem_cost = self.offer_cost_per_redemption(arms)
         cost = arms.send_cost[None, :] + mean.p_redeem * redeem_cost[None, :]
         cost[:, NO_CONTACT] = 0.0
-        calibration = self.calibration()
+        calibration = self.calibration(ctx.iteration if self.early_calibration else None)
+        self._wave_calibration = calibration
         estimate = self._value(mean, metric) * calibration
         scale = self.explore if explore is None else explore
         sampled = self._value(
@@ -780,12 +799,20 @@ class FunnelTSPolicy(Policy):
         worst = np.asarray(arms.worst_case_cost, dtype=np.float64)
 
         pending = calibration * self.expected_pending(ctx.iteration)
-        remaining = max(ctx.goal_remaining - pending, 0.0)
+        # The loop's goal_remaining may already leave out its own projection of the pending goal
+        # (goal_pending, chain-ladder from each cohort's observed conversions): add it back and
+        # count the lower of the two forecasts. Falling short of the goal loses the campaign,
+        # overshooting costs a few sends; the model's forecast of what its recent (dearer) sends
+        # will still bring carries its bias, which left last waves too small.
+        observed_remaining = ctx.goal_remaining + ctx.goal_pending
+        if ctx.goal_pending > 0:
+            pending = min(pending, ctx.goal_pending)
+        remaining = max(observed_remaining - pending, 0.0)
         # A safety margin of ``margin`` standard deviations of a Poisson count of the goal still
         # unobserved: the conversions still expected are as uncertain as those yet to be bought
         # (a margin on what is left after them sent nothing in the last wave when they seemed to
         # cover the goal, and the campaign ended a few dozen short).
-        target = remaining + self.margin * np.sqrt(max(ctx.goal_remaining, 0.0) * unit)
+        target = remaining + self.margin * np.sqrt(max(observed_remaining, 0.0) * unit)
         # Plan to be done ``slack`` waves before the deadline: the last waves are the reserve.
         left = max(ctx.iterations_left - self.slack, 1)
         need = paced_need(target, left, self.pace)
@@ -881,7 +908,7 @@ class FunnelTSPolicy(Policy):
             iteration=np.full(sent.size, t, np.int64),
             clicked=np.zeros(sent.size, bool),
             converted=np.zeros(sent.size, bool),
-            forecast=estimate[sent, chosen[sent]] / max(self.calibration(), 1e-9),
+            forecast=estimate[sent, chosen[sent]] / max(self._wave_calibration, 1e-9),
             realized=np.zeros(sent.size),
             x=x[sent],
         )

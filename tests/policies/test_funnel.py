@@ -144,3 +144,36 @@ def test_pacing_spends_what_the_goal_needs_before_the_deadline(seed: int) -> Non
     price = oracle.spend / max(oracle.conversions, 1)
     missing = max(report.goal_target - report.conversions, 0.0)
     assert report.goal_reached or report.budget - report.spend < missing * price, report.stop_reason
+
+
+@pytest.mark.parametrize("name", ["funnel_ts", "budgeted_ts"])
+def test_the_loops_projection_of_pending_goal_is_not_subtracted_twice(name: str) -> None:
+    """A loop that counts its projection passes ``goal_remaining`` net of ``goal_pending``; a
+    policy with its own pending forecast must decide as if it had been told the observed rest."""
+    sc = load_scenario(str(FOUR_TYPES))
+    sim = Simulator(sc)
+    policy = make_policy(name, sim, seed=3)
+    camp = Campaign(
+        CampaignSpec.from_scenario(sc, max_iterations=3, customers_per_iteration=1000), sim, policy, seed=3
+    )
+    camp.run()
+    customers = np.arange(0, 4000, 5)
+    base = {
+        "customers": customers,
+        "features": sim.features(customers),
+        "mask": sim.arm_mask(customers),
+        "arms": sim.arms,
+        "iteration": 3,
+        "iterations_left": 2,
+        "budget_available": 10_000.0,
+        "goal_metric": "conversions",
+        "attribution_window": 2,
+    }
+    state = policy.rng.bit_generator.state
+    observed = policy.act(DecisionContext(goal_remaining=40.0, **base))  # type: ignore[arg-type]
+    policy.rng.bit_generator.state = state
+    projected = policy.act(DecisionContext(goal_remaining=15.0, goal_pending=25.0, **base))  # type: ignore[arg-type]
+    assert np.array_equal(observed.arms, projected.arms)
+    policy.rng.bit_generator.state = state
+    twice = policy.act(DecisionContext(goal_remaining=15.0, **base))  # type: ignore[arg-type]
+    assert (twice.arms > 0).sum() < (observed.arms > 0).sum()  # the test can tell the difference
