@@ -34,7 +34,11 @@ minutes) yet keeps what pacing is about:
   over-prediction, plus a drift toward over-predicting the later, marginal waves, so the
   calibration of closed waves lags). Offer costs get half the noise. Its forecasts are scaled
   by its calibration (realized over forecast of closed decisions, shrunk to 1, within
-  ``[0.5, 2]``), as ``funnel_ts`` does.
+  ``[0.5, 2]``), as ``funnel_ts`` does. The defaults were chosen from traces of the benchmark's
+  ``funnel_ts`` (rule pacer), which ends a few percent short of the goal at the iteration limit
+  with money left, its last waves' pending conversions forecast about 3x too high: here, with
+  the rule pacer, unperturbed ``retail`` and ``winback`` at their default goals reach it in 5%
+  and 45% of 20 episodes (0.97 and 0.995 of the goal on average).
 * **Funnel_ts's pacing rule**, with the action applied: the need is
   ``(remaining + 1.5 * sqrt(goal_remaining)) / max(iterations_left - 1, 1) * volume`` and the
   most paid at the margin ``15 * (available + held) / remaining * price`` (``remaining``: the goal
@@ -177,7 +181,7 @@ class PacingEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
         model_bias: tuple[float, float] = (0.35, 0.45),
         model_info: tuple[float, float] = (0.2, 0.6),
         model_learn: tuple[float, float] = (0.0, 0.5),
-        model_drift: tuple[float, float] = (0.0, 0.4),
+        model_drift: tuple[float, float] = (0.2, 1.2),
     ) -> None:
         super().__init__()
         if not scenarios:
