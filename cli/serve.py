@@ -75,24 +75,12 @@ def serve(
 
     The database is ``$DATABASE_URL`` (default: an SQLite file under ``$DATA_DIR``, ``data/``).
     """
-    import dataclasses
-    import socket
+    from serving.app import serve as run_server
 
-    import uvicorn
-
-    from serving.app import create_app
-    from serving.settings import settings_from_env
-
-    try:  # a bad host or a busy port, as one line before the app starts
-        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
-        with socket.socket(family, socket.SOCK_STREAM) as sock:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((host, port))
-    except (OSError, UnicodeError) as err:
-        raise fail(f"--host/--port {host}:{port}: cannot listen there ({err})") from None
-    settings = dataclasses.replace(settings_from_env(), run_worker=worker)
-    console.print(f"serving on http://{host}:{port} (docs at /docs), database {settings.database_url}")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+    try:
+        run_server(host, port, worker=worker, echo=console.print)
+    except ValueError as err:
+        raise fail(str(err)) from None
 
 
 def demo(
@@ -102,7 +90,7 @@ def demo(
     ] = 3,
 ) -> None:
     """The main job (`make run`): train if needed, serve, run the retail campaign over HTTP, report."""
-    from serving.demo import run_demo
+    from cli.demo import run_demo
 
     writable_folder("--data-dir", data_dir)
     try:

@@ -2,14 +2,15 @@
 (campaigns, events, decide, policies, ops), with thin handlers over :class:`serving.service.Service`
 (database, money) and :mod:`agent` (the campaign).
 
-Run it with ``campaign-opt serve``; the OpenAPI docs are at ``/docs``.
+Run it with ``campaign-opt serve`` or ``python -m serving`` (both call :func:`serve`); the OpenAPI
+docs are at ``/docs``.
 """
 
 import logging
 import math
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -203,3 +204,39 @@ class _Metrics:
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+def serve(host: str, port: int, worker: bool = True, echo: Callable[[str], None] | None = None) -> None:
+    """Serve the API (with the live runner when ``worker``) on ``host:port`` until interrupted.
+
+    The one way a server starts: ``campaign-opt serve`` and ``python -m serving`` (which
+    :class:`serving.process.ServerProcess` runs) both call it. The settings come from the
+    environment (:func:`serving.settings.settings_from_env`), ``run_worker`` from ``worker``.
+
+    Args:
+        host: the address to bind.
+        port: the port.
+        worker: run the live runner in this process.
+        echo: where the one "serving on ..." line goes (default: stderr).
+
+    Raises:
+        ValueError: ``host:port`` cannot be listened on (a bad host or a busy port), with a
+            one-line message naming ``--host/--port``; raised before the app starts.
+    """
+    import dataclasses
+    import socket
+    import sys
+
+    import uvicorn
+
+    try:  # a bad host or a busy port, as one line before the app starts
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+    except (OSError, UnicodeError) as err:
+        raise ValueError(f"--host/--port {host}:{port}: cannot listen there ({err})") from None
+    settings = dataclasses.replace(settings_from_env(), run_worker=worker)
+    line = f"serving on http://{host}:{port} (docs at /docs), database {settings.database_url}"
+    (echo or (lambda text: print(text, file=sys.stderr, flush=True)))(line)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")

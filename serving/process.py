@@ -1,4 +1,5 @@
-"""A ``campaign-opt serve`` process on 127.0.0.1 (the main job, the benchmarks, the tests)."""
+"""An API server process on 127.0.0.1 (the main job, the benchmarks, the tests): ``python -m serving``,
+which serves as ``campaign-opt serve`` does without starting the CLI."""
 
 from __future__ import annotations
 
@@ -21,8 +22,9 @@ def free_port() -> int:
 
 
 def child_env(data_dir: Path, db_url: str | None = None, **extra: str) -> dict[str, str]:
-    """The environment of a ``campaign-opt`` child process: this one's, with the data folder,
-    the database (when given) and nothing that calls out (MLflow telemetry, Ray usage stats)."""
+    """The environment of a child process (the server, or a ``campaign-opt`` command): this one's,
+    with the data folder, the database (when given) and nothing that calls out (MLflow telemetry,
+    Ray usage stats)."""
     env = {
         **os.environ,
         "DATA_DIR": str(data_dir),
@@ -67,8 +69,7 @@ class ServerProcess:
         cmd = [
             sys.executable,
             "-m",
-            "cli",
-            "serve",
+            "serving",
             "--host",
             "127.0.0.1",
             "--port",

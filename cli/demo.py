@@ -1,4 +1,4 @@
-"""The main job (``make run``): the product end to end on embedded defaults.
+"""The main job (``make run``, ``campaign-opt demo``): the product end to end on embedded defaults.
 
 Trains the default policy when none is saved, starts the API server on 127.0.0.1, creates an
 owner key, creates the default ``retail`` campaign with its goal and budget over HTTP, starts

@@ -9,8 +9,8 @@ from typing import Any
 
 from rich.console import Console
 
+from cli.demo import DEFAULT_POLICY, run_demo
 from policies import make_policy
-from serving.demo import DEFAULT_POLICY, run_demo
 from simulators import Simulator, load_scenario
 
 
