@@ -1,6 +1,6 @@
 """Compare an experiment's trials: one row per scenario and policy, median and IQR over seeds.
 
-Rows are built from :class:`~experiments.runner.TrialResult` objects right after a run, or from
+Rows are built from :class:`~experiments.records.TrialResult` objects right after a run, or from
 the trial runs an MLflow store holds (``campaign-opt experiment compare NAME``); both give the
 same table.
 """
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from experiments.runner import TrialResult
+    from experiments.records import TrialResult
 
 
 @dataclass(frozen=True)

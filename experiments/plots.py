@@ -11,7 +11,7 @@ import numpy as np
 
 if TYPE_CHECKING:
     from experiments.compare import CompareRow
-    from experiments.runner import TrialResult
+    from experiments.records import TrialResult
 
 
 def plot_trial(result: TrialResult, path: Path) -> Path:

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from experiments.config import ExperimentConfig
-from experiments.runner import (
+from experiments.records import (
     Registration,
     RunnerError,
     TrialResult,
@@ -307,7 +307,7 @@ def register_best(
     name: str,
     uri: str,
 ) -> Registration:
-    """Register the best trial's policy (see :func:`experiments.runner.best_trial`) as ``name``
+    """Register the best trial's policy (see :func:`experiments.records.best_trial`) as ``name``
     with alias ``champion``.
 
     Raises:
