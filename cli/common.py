@@ -103,15 +103,14 @@ def load_scenario_option(name: str, option: str = "--scenario") -> Scenario:
 
 
 def named_policy(name: str, sim: Any, seed: int | None, option: str) -> Policy:
-    """The policy ``name`` (a policy name or ``models:/NAME@ALIAS``) for ``sim``, or exit 2."""
-    from policies import UnknownPolicyError, make_policy
+    """The policy ``name`` (a policy name or ``models:/NAME@ALIAS``) for ``sim``, or exit 2
+    (:func:`serving.registry.resolve_policy`, the one resolver; no policies folder: ``saved:``
+    is refused as an unknown name)."""
+    from policies import UnknownPolicyError
+    from serving.registry import resolve_policy
 
     try:
-        if name.startswith("models:/"):
-            from serving.registry import resolve_policy
-
-            return resolve_policy(name, sim, seed=seed)
-        return make_policy(name, sim, seed=seed)
+        return resolve_policy(name, sim, seed=seed)
     except UnknownPolicyError as err:
         raise fail(f"{option} {name!r}: {err}") from None
 

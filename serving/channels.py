@@ -53,19 +53,10 @@ class ChannelsMixin(Store):
         Raises:
             UnknownPolicyError: no such policy, or a name that would leave the policies folder.
         """
-        from policies import UnknownPolicyError, load_policy, make_policy
+        from serving.registry import resolve_policy
 
-        if name.startswith("saved:"):
-            root = (self.settings.data_dir / "policies").resolve()
-            folder = (root / check_policy_name(name).removeprefix("saved:")).resolve()
-            if folder.parent != root or not (folder / "policy.json").is_file():
-                raise UnknownPolicyError(f"no saved policy {name!r} (GET /policies lists them)")
-            return load_policy(folder, sim)
-        if name.startswith("models:/"):
-            from serving.registry import resolve_policy
-
-            return resolve_policy(name, sim, seed=seed)
-        return make_policy(check_policy_name(name), sim, seed=seed)
+        policies_dir = self.settings.data_dir / "policies"
+        return resolve_policy(check_policy_name(name), sim, seed=seed, policies_dir=policies_dir)
 
     def check_webhook_url(self, url: str) -> None:
         """Refuse a webhook URL the configuration does not allow: its scheme, its host (when an

@@ -1,10 +1,16 @@
-"""Policies from the MLflow model registry, for serving and ``campaign-opt simulate``.
+"""The one policy-source resolver, and the MLflow model registry it reads.
+
+:func:`resolve_policy` turns any policy a user names into a :class:`policies.Policy`, for the
+API (``POST /campaigns``) and the CLI (``simulate``, ``train``, ``benchmark``):
+
+* ``models:/NAME@ALIAS`` or ``models:/NAME/VERSION``: a registered policy (the folder is
+  downloaded, then loaded with :func:`policies.load_policy`);
+* ``saved:NAME``: a folder inside a policies folder (where the caller keeps one: the server's);
+* any other name (``thompson``, ``epsilon_greedy:epsilon=0.1``, ``fixed:ARM``): built with
+  :func:`policies.make_policy`.
 
 ``campaign-opt experiment run CONFIG --register NAME`` registers the best trial's saved policy
-folder as a version of model ``NAME`` and points the alias ``champion`` at it. This module reads
-that registry: :func:`resolve_policy` turns ``models:/NAME@champion`` or ``models:/NAME/VERSION``
-into a :class:`policies.Policy` (the folder is downloaded, then loaded with
-:func:`policies.load_policy`); any other name is built with :func:`policies.make_policy`.
+folder as a version of model ``NAME`` and points the alias ``champion`` at it.
 
 The registry is the tracking store of ``MLFLOW_TRACKING_URI`` (default
 ``sqlite:///mlruns/mlflow.db``, the experiments' default). MLflow is imported lazily.
@@ -30,6 +36,7 @@ from policies import Policy, UnknownPolicyError, load_policy, make_policy
 from simulators.types import CustomerSimulator
 
 MODELS_PREFIX = "models:/"
+SAVED_PREFIX = "saved:"
 DEFAULT_TRACKING_URI = "sqlite:///mlruns/mlflow.db"
 _MODEL_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/@]+)|/(?P<version>\d+))$")
 
@@ -101,25 +108,50 @@ def download_policy(uri: str, dst: str | Path | None = None, tracking: str | Non
 
 
 def resolve_policy(
-    name: str, simulator: CustomerSimulator, seed: int | None = None, tracking: str | None = None
+    name: str,
+    simulator: CustomerSimulator,
+    seed: int | None = None,
+    tracking: str | None = None,
+    policies_dir: Path | None = None,
 ) -> Policy:
-    """A policy by name: a registered one (``models:/NAME@ALIAS``, ``models:/NAME/VERSION``) or
-    any name :func:`policies.make_policy` accepts.
+    """A policy by name, from any source (the one resolver): a registered one
+    (``models:/NAME@ALIAS``, ``models:/NAME/VERSION``), a saved folder (``saved:NAME``, when
+    ``policies_dir`` is given), or any name :func:`policies.make_policy` accepts.
 
     Args:
         name: the policy.
         simulator: the world (the oracle reads its ground truth; others only its arms).
         seed: the policy's seed. A registered policy keeps its learned state; with a seed its
             random stream is restarted from it (same seed, same decisions), without one it
-            continues the stream it was saved with.
+            continues the stream it was saved with. A saved folder continues its stream.
         tracking: tracking/registry URI (default: ``MLFLOW_TRACKING_URI`` or the local SQLite store).
+        policies_dir: the folder ``saved:NAME`` names a subfolder of; ``NAME`` must be a folder
+            directly inside it (``None``: ``saved:`` is no source, the name goes to
+            :func:`policies.make_policy`, which refuses it).
 
     Raises:
         RegistryError: a registered policy that cannot be found or loaded.
-        policies.UnknownPolicyError: an unknown policy name.
+        policies.UnknownPolicyError: an unknown policy name, or a saved folder that is not
+            there or would leave ``policies_dir``.
     """
-    if not name.startswith(MODELS_PREFIX):
-        return make_policy(name, simulator, seed=seed)
+    if name.startswith(MODELS_PREFIX):
+        return _registered(name, simulator, seed, tracking)
+    if name.startswith(SAVED_PREFIX) and policies_dir is not None:
+        return load_policy(_saved_folder(name, policies_dir), simulator)
+    return make_policy(name, simulator, seed=seed)
+
+
+def _saved_folder(name: str, policies_dir: Path) -> Path:
+    """The folder of ``saved:NAME``: directly inside ``policies_dir``, holding ``policy.json``."""
+    root = policies_dir.resolve()
+    folder = (root / name.removeprefix(SAVED_PREFIX)).resolve()
+    if folder.parent != root or not (folder / "policy.json").is_file():
+        raise UnknownPolicyError(f"no saved policy {name!r} (GET /policies lists them)")
+    return folder
+
+
+def _registered(name: str, simulator: CustomerSimulator, seed: int | None, tracking: str | None) -> Policy:
+    """A registered policy (``models:/...``), its random stream restarted from ``seed`` if given."""
     folder = download_policy(name, tracking=tracking)
     try:
         policy = load_policy(folder, simulator)
