@@ -7,6 +7,7 @@ import typer
 
 from cli.benchmark import benchmark
 from cli.experiment import experiment_app
+from cli.pacer import train_pacer
 from cli.policies import policies_app
 from cli.scenario import calibration, scenario_app, scenarios
 from cli.serve import demo, keys_app, serve
@@ -27,6 +28,7 @@ app.command()(simulate)
 app.command()(train)
 app.command()(calibration)
 app.command()(benchmark)
+app.command(name="train-pacer")(train_pacer)
 app.add_typer(keys_app, name="keys")
 app.command()(serve)
 app.command()(demo)

@@ -10,12 +10,11 @@ mean return of the last training episodes, the time taken and an evaluation agai
 
 Example (the shipped pacer, ``policies/data/ppo_pacer.npz``)::
 
-    python -m experiments.pacing --timesteps 60000 --seed 0 --out policies/data/ppo_pacer.npz
+    campaign-opt train-pacer --timesteps 60000 --seed 0 --out policies/data/ppo_pacer.npz
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import platform
 import time
@@ -213,21 +212,3 @@ def train_pacer(
     out.with_suffix(".json").write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
     vec.close()
     return report
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Train the PPO pacer (see experiments/pacing.py).")
-    parser.add_argument("--timesteps", type=int, default=60_000)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=PPO_PACER_PATH)
-    parser.add_argument("--max-seconds", type=float, default=540.0)
-    parser.add_argument("--eval-episodes", type=int, default=100)
-    args = parser.parse_args(argv)
-    report = train_pacer(
-        args.timesteps, args.seed, args.out, max_seconds=args.max_seconds, eval_episodes=args.eval_episodes
-    )
-    print(json.dumps(report, indent=1))
-
-
-if __name__ == "__main__":
-    main()

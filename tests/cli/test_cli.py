@@ -160,6 +160,13 @@ BAD_INPUT = {
         (["benchmark", "--ladder", "--learner", "thompson"], "--learner"),
         (["benchmark", "--ladder", "--learner", "funnel_ts:explore=-1"], "--learner"),
     ],
+    "train-pacer": [
+        (["train-pacer", "--out", "{tmp}/weights.txt"], "--out"),
+        (["train-pacer", "--out", "{tmp}/a_file/w.npz"], "--out"),
+        (["train-pacer", "--timesteps", "10"], "--timesteps"),
+        (["train-pacer", "--max-seconds", "nan"], "--max-seconds"),
+        (["train-pacer", "--seed", "-1"], "--seed"),
+    ],
     "calibration": [
         (["calibration", "retail"], "SCENARIO"),
         (["calibration", "--seeds", "0"], "--seeds"),
