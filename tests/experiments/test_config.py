@@ -32,7 +32,7 @@ def _base(**overrides: Any) -> dict[str, Any]:
 
 def test_the_shipped_configs_load() -> None:
     configs = builtin_configs()
-    assert {"bandits_vs_baselines", "ppo_tuning", "hillstrom_offers"} <= set(configs)
+    assert {"bandits_vs_baselines", "ppo_tuning", "hillstrom_offers", "learning_engine"} <= set(configs)
     for path in configs.values():
         cfg = load_config(path)
         assert isinstance(cfg, ExperimentConfig) and cfg.n_trials() > 0
