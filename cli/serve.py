@@ -87,7 +87,7 @@ def demo(
     data_dir: Annotated[Path, typer.Option(help="Data folder (database, policies, plots).")] = Path("data"),
     train_campaigns: Annotated[
         int, typer.Option(help="Warm-start campaigns when the default policy is not saved yet.", min=1)
-    ] = 3,
+    ] = 2,
 ) -> None:
     """The main job (`make run`): train if needed, serve, run the retail campaign over HTTP, report."""
     from cli.demo import run_demo

@@ -134,7 +134,7 @@ class CampaignCreate(ApiModel):
     name: Annotated[str, Field(min_length=1, max_length=200)]
     scenario: Annotated[str, Field(min_length=1, max_length=100)] = "retail"
     """A built-in scenario name (the audience and its simulated responses)."""
-    policy: Annotated[str, Field(min_length=1, max_length=300)] = "budgeted_ts"
+    policy: Annotated[str, Field(min_length=1, max_length=300)] = "funnel_ts"
     """A built-in policy (``GET /policies``; hyperparameters that name files are refused),
     ``saved:NAME`` (trained, in the server's policies folder), or ``models:/NAME@ALIAS`` /
     ``models:/NAME/VERSION`` from the MLflow registry."""
