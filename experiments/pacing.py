@@ -1,7 +1,7 @@
-"""Train the PPO pacer: Stable-Baselines3 PPO on randomized simulated campaigns (:mod:`envs.pacing`).
+"""Train the PPO pacer: Stable-Baselines3 PPO on randomized simulated campaigns (:mod:`.pacing_env`).
 
 :func:`train_pacer` trains a small Gaussian MLP policy on a few vectorized
-:class:`envs.pacing.PacingEnv` (each episode a randomly drawn, perturbed built-in scenario with a
+:class:`experiments.pacing_env.PacingEnv` (each episode a randomly drawn, perturbed built-in scenario with a
 randomized goal and budget), then writes the actor's weights as a plain ``.npz``
 (:class:`policies.pacing.MLPActor`: no pickle, no torch file) so ``funnel_ts:pacer=ppo`` decides
 in numpy, and a ``.json`` beside it with the training configuration, the timesteps, the seed, the
@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from envs.pacing import PacingEnv
+from experiments.pacing_env import PacingEnv
 from policies.pacing import PPO_PACER_PATH, MLPActor
 
 __all__ = ["DEFAULT_CONFIG", "actor_from_model", "evaluate_pacer", "train_pacer"]
@@ -185,7 +185,7 @@ def train_pacer(
     returns = [float(e["r"]) for e in (model.ep_info_buffer or [])]
     report: dict[str, Any] = {
         "algorithm": "PPO (stable-baselines3), MlpPolicy, deterministic mean action at decide time",
-        "environment": "envs.pacing.PacingEnv",
+        "environment": "experiments.pacing_env.PacingEnv",
         "config": cfg,
         "timesteps": int(model.num_timesteps),
         "timesteps_requested": int(timesteps),

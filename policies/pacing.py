@@ -8,7 +8,7 @@ randomized simulated campaigns applies to any campaign.
 
 ``rule`` is the neutral pacer (both multipliers 1: the learner's own deadline rule). ``ppo``
 (:class:`PPOPacer`) is a small network trained with PPO on randomized simulated campaigns
-(:mod:`envs.pacing`, :func:`experiments.pacing.train_pacer`); its weights ship as a plain
+(:mod:`experiments.pacing_env`, :func:`experiments.pacing.train_pacer`); its weights ship as a plain
 ``.npz`` (``policies/data/ppo_pacer.npz``) and its forward pass is numpy, so deciding never
 imports torch.
 
@@ -215,7 +215,7 @@ class MLPActor:
 
 
 class PPOPacer:
-    """The pacer learned with PPO on randomized simulated campaigns (see :mod:`envs.pacing`).
+    """The pacer learned with PPO on randomized simulated campaigns (see :mod:`experiments.pacing_env`).
 
     Its action is the actor's deterministic (mean) output for the observation's
     :meth:`PacingObservation.as_array`, mapped by :func:`action_to_multipliers`. The weights

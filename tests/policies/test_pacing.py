@@ -86,7 +86,7 @@ def test_actor_round_trip_refuses_pickles(tmp_path: Path) -> None:
 def test_numpy_forward_matches_sb3_predict(tmp_path: Path) -> None:
     from stable_baselines3 import PPO
 
-    from envs.pacing import PacingEnv
+    from experiments.pacing_env import PacingEnv
     from experiments.pacing import actor_from_model
 
     model = PPO(

@@ -1,4 +1,4 @@
-"""``PacingEnv``: the pacer's campaign world (see envs/pacing.py)."""
+"""``PacingEnv``: the pacer's campaign world (see experiments/pacing_env.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
-from envs.pacing import SCENARIOS, PacingEnv
+from experiments.pacing_env import SCENARIOS, PacingEnv
 
 LOW = np.array([-1.0, -1.0], dtype=np.float32)  # price x0.25, volume x0.5
 HIGH = np.array([1.0, 1.0], dtype=np.float32)  # price x4, volume x3
@@ -60,7 +60,7 @@ def test_episode_ends_by_the_deadline(scenario: str) -> None:
         assert info["spent"] <= env.world.budget + 1e-6
         for obs in observations:
             assert env.observation_space.contains(obs)
-        # the reward is the spend plus the terminal term documented in envs/pacing.py
+        # the reward is the spend plus the terminal term documented in experiments/pacing_env.py
         spent = info["spent"] / info["budget"]
         if info["goal_reached"]:
             assert sum(rewards) == pytest.approx(2.0 - 2.0 * spent)
