@@ -626,7 +626,9 @@ class FunnelTSPolicy(Policy):
         # unobserved: the conversions still expected are as uncertain as those yet to be bought
         # (a margin on what is left after them sent nothing in the last wave when they seemed to
         # cover the goal, and the campaign ended a few dozen short).
-        target = remaining + self.margin * np.sqrt(max(observed_remaining, 0.0) * unit)
+        # In the last waves a shortfall can no longer be made up: the margin doubles there.
+        margin = self.margin * (2.0 if ctx.iterations_left <= 2 else 1.0)
+        target = remaining + margin * np.sqrt(max(observed_remaining, 0.0) * unit)
         # Plan to be done ``slack`` waves before the deadline: the last waves are the reserve.
         left = max(ctx.iterations_left - self.slack, 1)
         need = paced_need(target, left, self.pace)
