@@ -7,9 +7,16 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from cli.common import fail, load_scenario_option, named_policy, print_json, saved_policy, writable_folder
+from cli.common import (
+    fail,
+    load_scenario_option,
+    named_policy,
+    print_json,
+    runs_bar,
+    saved_policy,
+    writable_folder,
+)
 from cli.common import stderr as console
 
 out = Console()
@@ -83,16 +90,7 @@ def benchmark(
         return
     worlds = perturbations if track == "sim-to-real" else 1
     total = len(scenario_list) * len(policy_list) * seeds * worlds
-    with Progress(
-        TextColumn("[bold]benchmark"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[last]}"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-        disable=as_json or not console.is_terminal,
-    ) as bar:
+    with runs_bar("benchmark", as_json) as bar:
         task = bar.add_task("runs", total=total, last="")
         result = run_benchmark(
             scenario_list,
@@ -122,16 +120,7 @@ def _ladder(scenarios: list[str], seeds: int, learner: str, out_dir: Path, as_js
     from experiments.benchmark import write_outputs
     from experiments.ladder import RUNGS, ladder_steps, run_ladder
 
-    with Progress(
-        TextColumn("[bold]ladder"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[last]}"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-        disable=as_json or not console.is_terminal,
-    ) as bar:
+    with runs_bar("ladder", as_json) as bar:
         task = bar.add_task("runs", total=len(scenarios) * len(RUNGS) * seeds, last="")
         result = run_ladder(
             scenarios,

@@ -19,6 +19,7 @@ import typer
 from pydantic_core import PydanticCustomError
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 if TYPE_CHECKING:
     from policies import Policy
@@ -138,3 +139,19 @@ def saved_policy(folder: Path, sim: Any, sc: Scenario) -> Policy:
             f"{sc.name!r} ({err})"
         ) from None
     return pol
+
+
+def runs_bar(label: str, quiet: bool) -> Progress:
+    """The progress bar of a command that runs many campaigns or trials (on stderr; hidden with
+    ``--json`` or when stderr is not a terminal): ``label``, a bar, done/total, the ``last``
+    field, elapsed time."""
+    return Progress(
+        TextColumn(f"[bold]{label}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[last]}"),
+        TimeElapsedColumn(),
+        console=stderr,
+        transient=True,
+        disable=quiet or not stderr.is_terminal,
+    )

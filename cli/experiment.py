@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from cli.common import fail, print_json, stderr, writable_folder
+from cli.common import fail, print_json, runs_bar, stderr, writable_folder
 
 experiment_app = typer.Typer(
     name="experiment",
@@ -62,7 +62,6 @@ def run(
 ) -> None:
     """Run every trial of CONFIG (train, then evaluate), log them to MLflow, print the table."""
     from mlflow.exceptions import MlflowException
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from experiments.compare import compare_results, to_markdown
     from experiments.config import ConfigError, load_config
@@ -82,16 +81,7 @@ def run(
         f"tracking {uri}",
         highlight=False,
     )
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[last]}"),
-        TimeElapsedColumn(),
-        console=stderr,
-        transient=True,
-        disable=as_json or not stderr.is_terminal,
-    ) as bar:
+    with runs_bar(cfg.name, as_json) as bar:
         task = bar.add_task(cfg.name, total=total, last="")
 
         def done(r: TrialResult) -> None:

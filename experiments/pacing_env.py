@@ -74,7 +74,7 @@ import gymnasium as gym
 import numpy as np
 from numpy.typing import NDArray
 
-from policies.knapsack import PRICE_HI, solve_wave
+from policies.knapsack import price_band_wave
 from policies.pacing import PacingAction, PacingObservation, action_to_multipliers
 from simulators.perturb import perturb
 from simulators.scenario import Scenario, load_scenario
@@ -466,28 +466,8 @@ class PacingEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
         wave_budget = min(available, (available + held) / (w.window + 1))
         if target <= 0:
             return np.zeros(n, np.int64), np.zeros(n), np.zeros((3, n))
-        sol = solve_wave(
-            value,
-            cost,
-            worst,
-            need,
-            wave_budget,
-            value_estimate=estimate,
-            reserve_aware=True,
-            max_price=min(max_price, PRICE_HI),
-        )
         floor = previous / PRICE_STEP if stepped else 0.0
-        if sol.price < floor:
-            sol = solve_wave(
-                value,
-                cost,
-                worst,
-                np.inf,
-                wave_budget,
-                value_estimate=estimate,
-                reserve_aware=True,
-                max_price=floor,
-            )
+        sol = price_band_wave(value, cost, worst, need, wave_budget, estimate, max_price, floor)
         self.last_price = sol.price
         rows = np.arange(n)
         chosen = sol.arms

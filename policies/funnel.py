@@ -62,7 +62,7 @@ from numpy.typing import NDArray
 from policies.base import DecisionContext, Decisions, Feedback, Policy
 from policies.contextual import mc_propensity
 from policies.customer_state import N_STATE, OPEN_FIELDS, CustomerState, OpenDecisions
-from policies.knapsack import PRICE_HI, paced_need, solve_wave
+from policies.knapsack import paced_need, price_band_wave
 from policies.logistic import BayesLogistic, logit, sigmoid
 from policies.pacing import PacingObservation, make_pacer
 from simulators.types import (
@@ -653,28 +653,8 @@ class FunnelTSPolicy(Policy):
         if target <= 0:
             arms_out = np.zeros(n, dtype=np.int64)
             return Decisions(arms=arms_out, pscores=np.ones(n), priority=np.zeros(n))
-        wave = solve_wave(
-            value,
-            cost,
-            worst,
-            need,
-            wave_budget,
-            value_estimate=estimate,
-            reserve_aware=True,
-            max_price=min(max_price, PRICE_HI),
-        )
         floor = previous / self.price_step if self.price_step > 0 and ctx.iterations_left > 2 else 0.0
-        if wave.price < floor:  # a wave met "too cheaply" still buys at the floor price
-            wave = solve_wave(
-                value,
-                cost,
-                worst,
-                np.inf,
-                wave_budget,
-                value_estimate=estimate,
-                reserve_aware=True,
-                max_price=floor,
-            )
+        wave = price_band_wave(value, cost, worst, need, wave_budget, estimate, max_price, floor)
         self.last_price = wave.price
         offset = cost / wave.price + wave.penalty * worst[None, :]
 

@@ -233,6 +233,48 @@ def _fit_budget(
     return out, float(worst[order[keep]].sum())
 
 
+def price_band_wave(
+    value: FloatArray,
+    cost: FloatArray,
+    worst_case: FloatArray,
+    need: float,
+    budget: float,
+    value_estimate: FloatArray,
+    max_price: float,
+    floor: float,
+) -> WaveSolution:
+    """The reserve-aware wave meeting ``need`` at a price within ``[floor, max_price]``.
+
+    A learner's price moves in a band from one wave to the next (contact costs come in steps,
+    so a price that meets each wave's need exactly jumps between "e-mail only" and
+    "everything"): the lowest price meeting the need up to ``max_price``, and a wave met more
+    cheaply than ``floor`` still buys at ``floor``. Used by ``funnel_ts`` and the pacer's
+    training world, so both price a wave by the same rule.
+    """
+    wave = solve_wave(
+        value,
+        cost,
+        worst_case,
+        need,
+        budget,
+        value_estimate=value_estimate,
+        reserve_aware=True,
+        max_price=min(max_price, PRICE_HI),
+    )
+    if wave.price < floor:
+        wave = solve_wave(
+            value,
+            cost,
+            worst_case,
+            np.inf,
+            budget,
+            value_estimate=value_estimate,
+            reserve_aware=True,
+            max_price=floor,
+        )
+    return wave
+
+
 def paced_need(goal_remaining: float, iterations_left: int, pace: float) -> float:
     """The share of the remaining goal one wave should deliver: ``pace * remaining / left``."""
     return pace * max(goal_remaining, 0.0) / max(iterations_left, 1)
