@@ -86,8 +86,8 @@ def test_actor_round_trip_refuses_pickles(tmp_path: Path) -> None:
 def test_numpy_forward_matches_sb3_predict(tmp_path: Path) -> None:
     from stable_baselines3 import PPO
 
-    from experiments.pacing_env import PacingEnv
     from experiments.pacing import actor_from_model
+    from experiments.pacing_env import PacingEnv
 
     model = PPO(
         "MlpPolicy",
