@@ -33,12 +33,15 @@ priced as a second resource.
 
 Exploration is Thompson sampling: one draw of every model's coefficients per wave (coherent across
 customers), scaled by ``explore``. Each wave is solved as the oracle's multiple-choice knapsack
-(:func:`policies.knapsack.solve_wave`, reserve-aware), driven by the sampled values.
+(:func:`policies.knapsack.price_band_wave`, reserve-aware), driven by the sampled values.
 
-Pacing knows the deadline and the budget. The wave's need is ``pace * (remaining - pending) /
-iterations_left``, where ``pending`` is the delay-corrected value still expected from sent
-decisions; forecasts are scaled by the model's track record (realized over forecast of closed
-decisions), so a wave behind plan buys more next time and one ahead saves. The marginal price is
+Pacing knows the deadline and the budget. The wave's need is ``pace * (remaining - pending +
+margin) / (iterations_left - slack)``, where ``pending`` is the lower of the delay-corrected value
+still expected from sent decisions and the loop's own projection (``DecisionContext.goal_pending``)
+and the margin doubles in the last two waves; forecasts are scaled by the model's track record
+(realized over forecast of closed decisions and, delay-corrected, open ones), so a wave behind plan
+buys more next time and one ahead saves. A pacer (:mod:`policies.pacing`) may scale the need and
+the price. The marginal price is
 capped at ``price_cap`` times what the money not yet spent can afford per unit of the goal left, and
 a wave reserves at most its even share of that money over the attribution window.
 
