@@ -19,7 +19,7 @@ import math
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -350,8 +350,7 @@ def run_benchmark(
                 bounds[world.name] = {seed: campaign_lp_bound(world, seed) for seed in range(seeds)}
                 for policy in policies:
                     for seed in range(seeds):
-                        res = run_campaign(world, builders[policy], seed, policy)
-                        runs.append(replace(res, scenario=world.name))
+                        runs.append(run_campaign(world, builders[policy], seed, policy))
                         if on_run is not None:
                             on_run(runs[-1])
     return from_runs(runs, bounds, track)
@@ -380,7 +379,7 @@ def _builder(
             on_train(scenario.name, policy, i, report)
 
     pretrain(pol, scenario, train_campaigns, seed=0, on_campaign=progress)
-    folder = pol.save(tmp / f"{scenario.name}-{len(list(tmp.iterdir()))}")
+    folder = pol.save(Path(tempfile.mkdtemp(dir=tmp)))
     return lambda sim, seed: load_policy(folder, sim)
 
 

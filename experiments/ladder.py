@@ -11,7 +11,9 @@ ratio to the oracle (and to the rung above) shows what each step costs.
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from agent import CampaignReport, CampaignSpec
@@ -24,7 +26,7 @@ from experiments.benchmark import (
     run_campaign,
 )
 from experiments.pretrain import pretrain
-from policies import make_policy
+from policies import load_policy, make_policy
 from policies.funnel import FunnelTSPolicy
 from policies.ladder import ModelAllocator, RandomTeacher
 from simulators import Simulator, load_scenario
@@ -67,18 +69,18 @@ def fit_offline(
 
 def rung_builders(
     scenario: Scenario,
+    folder: Path,
     learner: str = "funnel_ts",
     teach_campaigns: int = 4,
     on_teach: TeachCallback | None = None,
 ) -> dict[str, PolicyBuilder]:
-    """How each rung's policy is made for one evaluation campaign."""
-    fitted = fit_offline(scenario, learner, teach_campaigns, on_teach)
-    state = _snapshot(fitted)
+    """How each rung's policy is made for one evaluation campaign (the fitted model of the
+    estimation rung is saved in ``folder`` and every campaign loads its own copy)."""
+    fitted = fit_offline(scenario, learner, teach_campaigns, on_teach).save(folder)
 
     def estimation(sim: Simulator, seed: int) -> ModelAllocator:
-        model = make_policy(learner, sim, seed=seed)
+        model = load_policy(fitted, sim)
         assert isinstance(model, FunnelTSPolicy)
-        model._restore(state)
         return ModelAllocator(model, learn=False, explore=0.0, seed=seed)
 
     def exploration(sim: Simulator, seed: int) -> ModelAllocator:
@@ -93,15 +95,6 @@ def rung_builders(
         "exploration": exploration,
         "pacing": lambda sim, seed: make_policy(learner, sim, seed=seed),
     }
-
-
-def _snapshot(model: FunnelTSPolicy) -> dict[str, Any]:
-    """The fitted model's learned state, to start every estimation campaign from (the round trip
-    through JSON keeps the campaigns independent)."""
-    import json
-
-    state: dict[str, Any] = json.loads(json.dumps(model._state()))
-    return state
 
 
 def run_ladder(
@@ -129,15 +122,17 @@ def run_ladder(
         raise ValueError(f"unknown rungs {unknown}; known: {list(RUNGS)}")
     runs = []
     bounds: dict[str, dict[int, float | None]] = {}
-    for name in scenarios:
-        sc = load_scenario(name)
-        builders = rung_builders(sc, learner, teach_campaigns if "estimation" in rungs else 0, on_teach)
-        bounds[sc.name] = {seed: campaign_lp_bound(sc, seed) for seed in range(seeds)}
-        for rung in rungs:
-            for seed in range(seeds):
-                runs.append(run_campaign(sc, builders[rung], seed, rung))
-                if on_run is not None:
-                    on_run(runs[-1])
+    with tempfile.TemporaryDirectory(prefix="campaign-opt-ladder-") as tmp:
+        for i, name in enumerate(scenarios):
+            sc = load_scenario(name)
+            teach = teach_campaigns if "estimation" in rungs else 0
+            builders = rung_builders(sc, Path(tmp) / str(i), learner, teach, on_teach)
+            bounds[sc.name] = {seed: campaign_lp_bound(sc, seed) for seed in range(seeds)}
+            for rung in rungs:
+                for seed in range(seeds):
+                    runs.append(run_campaign(sc, builders[rung], seed, rung))
+                    if on_run is not None:
+                        on_run(runs[-1])
     return from_runs(runs, bounds, "ladder")
 
 
