@@ -72,6 +72,9 @@ class RandomTeacher(Policy):
 class ModelAllocator(Policy):
     """The oracle's allocator driven by a learner's model.
 
+    A diagnostic rung: its propensities are reported as 1 (the allocator's, as the oracle's),
+    even when it values arms by posterior draws, so its logs are not for off-policy estimation.
+
     Args:
         learner: the model (a fitted or a cold :class:`FunnelTSPolicy`).
         learn: whether the model keeps learning from the campaign's events.
