@@ -193,3 +193,56 @@ class AlertRow(Base):
     value: Mapped[float] = mapped_column(Float)
     message: Mapped[str] = mapped_column(Text)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class AudienceRow(Base):
+    """An owner's audience: its own customers, imported (see :mod:`serving.audiences`)."""
+
+    __tablename__ = "audiences"
+    __table_args__ = (UniqueConstraint("owner_id", "name"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("owners.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    schema_json: Mapped[str] = mapped_column(Text)
+    """The audience's schema: id column, feature columns and types, consent and reachability."""
+    report_json: Mapped[str] = mapped_column(Text, default="{}")
+    """The per-column report of the last import (types, missing values, ranges)."""
+    rows: Mapped[int] = mapped_column(BigInteger, default=0)
+    next_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    """The import order the next new member gets."""
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class AudienceMember(Base):
+    """One customer of an audience: the owner's id and the row's values as compact JSON."""
+
+    __tablename__ = "audience_members"
+    audience_id: Mapped[int] = mapped_column(ForeignKey("audiences.id"), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    """Import order (the loader's stable order)."""
+    values_json: Mapped[str] = mapped_column(Text)
+
+
+class AudienceOptOut(Base):
+    """A customer who opted out of a channel of an audience (kept across re-imports)."""
+
+    __tablename__ = "audience_opt_outs"
+    audience_id: Mapped[int] = mapped_column(ForeignKey("audiences.id"), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(50), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class AudienceFilter(Base):
+    """A saved filter (a segment) of an audience: a name and an expression over its columns."""
+
+    __tablename__ = "audience_filters"
+    __table_args__ = (UniqueConstraint("audience_id", "name"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    audience_id: Mapped[int] = mapped_column(ForeignKey("audiences.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    expression: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
