@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
+from numpy.typing import NDArray
 
 from simulators.types import ArmTable, CustomerSimulator, EventBatch, FloatArray, IntArray
 
@@ -63,6 +64,8 @@ class SendBatch:
     customers: IntArray
     arms: IntArray
     pscores: FloatArray
+    customer_ids: NDArray[np.str_] | None = None
+    """``(n,)`` the owner's customer ids (an audience campaign); ``None``: the simulator's numbers."""
 
     def __len__(self) -> int:
         return int(self.decision_ids.size)
@@ -79,6 +82,7 @@ class SendBatch:
         co = np.asarray(arms.content_names, dtype=object)[arms.content[self.arms]]
         of = np.asarray(arms.offer_names, dtype=object)[arms.offer[self.arms]]
         names = np.asarray(arms.names, dtype=object)[self.arms]
+        customers = self.customers.tolist() if self.customer_ids is None else self.customer_ids.tolist()
         prefix = f"{self.campaign}:"
         # Serialisation needs one dict per decision; the columns themselves are built vectorised.
         return [
@@ -94,7 +98,7 @@ class SendBatch:
             }
             for d, c, a, h, t, o, p in zip(
                 self.decision_ids.tolist(),
-                self.customers.tolist(),
+                customers,
                 names.tolist(),
                 ch.tolist(),
                 co.tolist(),
@@ -217,6 +221,7 @@ class WebhookChannel(_Exporter):
                     batch.customers[part],
                     batch.arms[part],
                     batch.pscores[part],
+                    None if batch.customer_ids is None else batch.customer_ids[part],
                 )
             )
         return EventBatch.empty()

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from agent.spec import FrequencyCap, Goal
 
@@ -84,11 +84,21 @@ class EventIn(BaseModel):
 
     event_id: Annotated[str, Field(min_length=1, max_length=200)]
     """Unique per event: a repeated id is a duplicate and changes nothing."""
-    decision_id: Annotated[int, Field(ge=0)]
+    decision_id: Annotated[int, Field(ge=0)] | None = None
+    """The decision the event answers (as in the channel's batch)."""
+    customer_id: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    """Instead of ``decision_id`` (an audience campaign): the owner's customer id; the event
+    answers that customer's latest decision in the campaign."""
     kind: EventKindName
     revenue: Annotated[float, Field(ge=0)] = 0.0
     offer_cost: Annotated[float, Field(ge=0)] = 0.0
     """Discount paid on redemption (conversions only)."""
+
+    @model_validator(mode="after")
+    def _one_reference(self) -> EventIn:
+        if (self.decision_id is None) == (self.customer_id is None):
+            raise ValueError("give exactly one of decision_id and customer_id")
+        return self
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ import numpy as np
 
 from agent.control import EventIn, IngestResult
 from agent.holdout import HoldoutMixin
+from agent.schedule import HOUR
 from agent.state import CampaignError
 from simulators.money import LedgerError
 from simulators.types import EventBatch, EventKind, IntArray
@@ -34,6 +35,10 @@ class EventsMixin(HoldoutMixin):
             c = int(np.count_nonzero(own & (events.kind == kind)))
             self.funnel[key] += c
             out[key] = c
+        unsubscribe = getattr(self.sim, "unsubscribe", None)  # an owner's audience (the simulator knows)
+        gone = own & (events.kind == EventKind.UNSUBSCRIBED)
+        if unsubscribe is not None and gone.any():
+            unsubscribe(events.customer[gone], self.sim.arms.channel[self.log.arm[events.decision_id[gone]]])
         conv = np.flatnonzero(own & (events.kind == EventKind.CONVERTED))
         if conv.size:
             # Attributed and settled once per decision, and only inside its attribution window.
@@ -57,34 +62,55 @@ class EventsMixin(HoldoutMixin):
             out["spend"] = float(cost.sum())
         return out
 
-    def ingest_events(self, events: list[EventIn]) -> IngestResult:
+    def ingest_events(self, events: list[EventIn], received_at: list[float] | None = None) -> IngestResult:
         """Take response events from a real channel: idempotent by event id, in any order.
 
         Each event is judged on its own: an unknown decision, or a conversion after its decision's
         attribution window closed or costing more than its reservation still holds, is rejected
         with the reason; a repeated event id is a duplicate; the rest are applied like simulator
         events (the ledger settles offer costs, the funnel counts, the policy learns on the next
-        update).
+        update). An event given by ``customer_id`` answers that customer's latest decision.
+
+        Args:
+            events: the events.
+            received_at: with a schedule, when each event arrived (epoch seconds): a conversion
+                that arrived after its send's time plus the attribution window is late.
         """
         accepted: list[EventIn] = []
         duplicates: list[str] = []
         rejected: dict[str, str] = {}
+        events = self._by_decision(events, rejected)
+        if received_at is not None and rejected:  # keep the arrival times aligned with the events left
+            received_at = [t for e, t in zip(self._last_given, received_at, strict=True) if e is not None]
         n = len(self.log)
         converting: set[int] = set()
         batch_ids: set[str] = set()
         # What each converting decision's reservation still holds, from one vectorized ledger read.
-        conv = np.unique([e.decision_id for e in events if e.kind == "converted" and e.decision_id < n])
+        ids_ = [e.decision_id for e in events if e.kind == "converted" and e.decision_id is not None]
+        conv = np.unique([d for d in ids_ if d < n])
         held = self.log.reserved[conv] - self.ledger.charged(conv) if conv.size else np.zeros(0)
         room = dict(zip(conv.tolist(), held.tolist(), strict=True))
         open_ = dict(zip(conv.tolist(), self.ledger.attributable(conv).tolist(), strict=True))
-        for ev in events:  # a loop over one request's events (validation per item), not over customers
+        sched = self.spec.schedule
+        deadline = (
+            sched.attribution_window_hours * HOUR if sched is not None and received_at is not None else None
+        )
+        for k, ev in enumerate(events):  # one request's events (validation per item), not customers
+            assert ev.decision_id is not None  # resolved by _by_decision
             if ev.event_id in self._seen_event_ids or ev.event_id in batch_ids:
                 duplicates.append(ev.event_id)
             elif ev.decision_id >= n:
                 rejected[ev.event_id] = f"unknown decision {ev.decision_id}"
             elif ev.kind == "converted":
                 d = ev.decision_id
-                if not open_[d] or d in converting:
+                sent_at = self._sent_time(d)
+                if deadline is not None and received_at is not None and received_at[k] > sent_at + deadline:
+                    late_by = (received_at[k] - sent_at - deadline) / HOUR
+                    rejected[ev.event_id] = (
+                        f"decision {d}: arrived {late_by:.2f} h after its attribution window "
+                        f"({sched.attribution_window_hours if sched else 0:g} h) closed"
+                    )
+                elif not open_[d] or d in converting:
                     rejected[ev.event_id] = f"decision {d} already converted or its attribution window closed"
                 elif ev.offer_cost > room[d] + 1e-9:
                     rejected[ev.event_id] = (
@@ -113,6 +139,35 @@ class EventsMixin(HoldoutMixin):
             if self.cost_to_goal is None and self.goal_reached:
                 self.cost_to_goal = self.ledger.spent
         return IngestResult([e.event_id for e in accepted], duplicates, rejected)
+
+    def _by_decision(self, events: list[EventIn], rejected: dict[str, str]) -> list[EventIn]:
+        """Events given by the owner's ``customer_id`` pointed at that customer's latest decision;
+        unknown customers (or customers never contacted) rejected. ``self._last_given`` keeps, per
+        input event, the resolved event or ``None`` (rejected)."""
+        given: list[EventIn | None] = list(events)
+        by_customer = [k for k, e in enumerate(events) if e.decision_id is None]
+        if by_customer:
+            index_of = getattr(self.sim, "index_of", None)
+            wanted = [str(events[k].customer_id) for k in by_customer]
+            idx = index_of(wanted) if index_of is not None else np.full(len(wanted), -1, np.int64)
+            # The latest decision per customer: the log is in decision order, so the last one wins.
+            latest = np.full(self.sim.n_customers, -1, np.int64)
+            latest[self.log.customer] = self.log.decision_id
+            for k, cid, i in zip(by_customer, wanted, idx.tolist(), strict=True):
+                d = int(latest[i]) if i >= 0 else -1
+                if d < 0:
+                    what = "is not in the campaign's audience" if i < 0 else "was never contacted"
+                    rejected[events[k].event_id] = f"customer {cid!r} {what}"
+                    given[k] = None
+                else:
+                    given[k] = events[k].model_copy(update={"decision_id": d, "customer_id": None})
+        self._last_given = given
+        return [e for e in given if e is not None]
+
+    def _sent_time(self, decision_id: int) -> float:
+        """When a decision was sent, on the schedule's clock (epoch seconds)."""
+        it = int(self.log.iteration[decision_id])
+        return self.times[it] if it < len(self.times) else float(self.now or 0.0)
 
     def _freed(self, ids: IntArray) -> None:
         """Take the released reservations' remainders off their customers' committed cost."""

@@ -31,6 +31,7 @@ from agent.forecast import Forecast
 from agent.holdout import draw_holdout
 from agent.report import CampaignReport, DecisionLog, IterationRecord
 from agent.reporting import ReportMixin
+from agent.schedule import Clock, VirtualClock
 from agent.snapshot import ChannelFactory, from_doc, to_doc
 from agent.spec import CampaignSpec
 from agent.state import CampaignError
@@ -86,8 +87,9 @@ class Campaign(CapsMixin, ReportMixin):
         arms = simulator.arms
         self.allowed = allowed_mask(spec, arms)
         # Optional protocol member: channels without delayed conversions need not define it.
+        window = spec.schedule.window_iterations() if spec.schedule is not None else spec.attribution_window
         try:
-            self.window = attribution_window(int(getattr(simulator, "max_delay", 0)), spec.attribution_window)
+            self.window = attribution_window(int(getattr(simulator, "max_delay", 0)), window)
         except ValueError as err:
             raise CampaignError(str(err)) from None
         self.channel_cap = channel_caps(spec, arms.channel_names)
@@ -134,6 +136,11 @@ class Campaign(CapsMixin, ReportMixin):
         self.triangle = DelayTriangle(self.window)
         self._carry: list[EventBatch] = []  # events seen in holds, for the policy's next update
         self._undelivered: list[SendBatch] = []
+        # The schedule's clock (epoch seconds): when each iteration ran, and when the next is due.
+        self.times: list[float] = []
+        self.next_due: float | None = None
+        self.now: float | None = None
+        self._last_given: list[Any] = []
 
     def check_stop(self) -> str | None:
         """The stop reason if the campaign must not start another iteration, else ``None``."""
@@ -145,6 +152,9 @@ class Campaign(CapsMixin, ReportMixin):
         # is out of budget only when even the unspent remainder cannot pay for one send.
         if self.ledger.budget - self.ledger.spent < self._cheapest_send():
             return "budget_exhausted"
+        sched = self.spec.schedule
+        if sched is not None and self.now is not None and sched.ended(self.now):
+            return "schedule_ended"
         return None
 
     def step(self) -> IterationRecord:
@@ -174,9 +184,11 @@ class Campaign(CapsMixin, ReportMixin):
         self.triangle.add_sends(t, int(ids.size))
         np.add.at(self.spend_by_channel, arms.channel[a], arms.send_cost[a])
         self._freed(ids[~self.ledger.is_open(ids)])  # no offer: released at once by the ledger
-        events = (
-            self._deliver(SendBatch(self.campaign_id, t, ids, c, a, pscores[contact])) if ids.size else None
+        owner_ids = getattr(self.sim, "customer_ids", None)
+        batch = SendBatch(
+            self.campaign_id, t, ids, c, a, pscores[contact], None if owner_ids is None else owner_ids[c]
         )
+        events = self._deliver(batch) if ids.size else None
         got = self._ingest(events if events is not None else EventBatch.empty())
         later, got_later = self._tick()
         sent = Decisions(arms=chosen, pscores=pscores, priority=dec.priority)
@@ -205,6 +217,7 @@ class Campaign(CapsMixin, ReportMixin):
     def _advance(self) -> tuple[EventBatch, dict[str, float]]:
         """Let the clock move on: the channel's late events arrive, expired windows close."""
         later = self.channel.advance()
+        self.times.append(self.now if self.now is not None else float(self.t))
         self.t += 1
         got = self._ingest(later)
         self._expire()
@@ -282,18 +295,24 @@ class Campaign(CapsMixin, ReportMixin):
         """After the last send: let delayed conversions arrive and close every reservation."""
         for _ in range(self.window):
             # Conversions still count while any window is open, offer reservations or not.
-            if self.ledger.open_ids().size == 0 and self.ledger.n_attributable == 0:
+            if not self._windows_open():
                 break
             self._advance()
         self._freed(self.ledger.drain().released)
 
-    def run(self, on_iteration: IterationCallback | None = None) -> CampaignReport:
+    def run(
+        self, on_iteration: IterationCallback | None = None, clock: Clock | None = None
+    ) -> CampaignReport:
         """Run iterations until a stop rule fires (then drain) or the campaign is paused or
         cancelled (e.g. from ``on_iteration``), and report. A paused campaign continues with
         :meth:`resume` and another :meth:`run`.
 
         While the conversions still expected from recent sends would reach the goal, iterations
         pass without sending (:meth:`hold`); sending resumes if they fall short.
+
+        With a schedule, each tick waits on ``clock`` until it is due (default: a
+        :class:`agent.schedule.VirtualClock` from the schedule's start, so a simulation runs at
+        full speed through the same schedule rules).
         """
         if self.status in ("completed", "cancelled"):
             raise CampaignError(f"the campaign is {self.status}; it cannot run again")
@@ -302,37 +321,82 @@ class Campaign(CapsMixin, ReportMixin):
         self.status = "running"
         if not self._redeliver():
             return self.report()
-        while self.status == "running" and (rec := self.tick()) is not None:
+        sched = self.spec.schedule
+        if sched is not None and clock is None:
+            clock = VirtualClock(sched.start.timestamp() if sched.start is not None else 0.0)
+        while self.status == "running":
+            now = None
+            if sched is not None and clock is not None:
+                if self.next_due is None:
+                    self.next_due = sched.first_wave(clock.now())
+                clock.sleep_until(self.next_due)
+                now = clock.now()
+            rec = self.tick(now)
+            if rec is None:
+                break
             if on_iteration is not None:
                 on_iteration(rec)
         return self.report()
 
-    def tick(self) -> IterationRecord | None:
+    def tick(self, now: float | None = None) -> IterationRecord | None:
         """One unit of :meth:`run` for a running campaign: an iteration (sent or held), or
         ``None`` when a stop rule fired (the campaign is then drained and completed).
+
+        With a schedule (``spec.schedule``), ``now`` is the clock's time (epoch seconds; the
+        caller ticks when :attr:`next_due` has come, see :meth:`due`); after the stop rule fires
+        the open windows close in their own time: each later tick lets one iteration pass without
+        sending until none is open, then the campaign completes.
 
         Raises:
             CampaignError: the campaign is not running.
         """
         if self.status != "running":
             raise CampaignError(f"the campaign is {self.status}, not running")
-        reason = self.check_stop()
+        sched = self.spec.schedule
+        if sched is not None:
+            self.now = now if now is not None else (self.next_due if self.next_due is not None else 0.0)
+        reason = self.stop_reason if self.stop_reason is not None else self.check_stop()
         if reason is not None:
             self.stop_reason = reason
-            self.status = "completed"
-            self.drain()
-            return None
-        rec = self.hold() if self._goal_in_flight() else self.step()
-        self._check_alerts()
+            if sched is not None and self._windows_open():
+                rec = self._drain_step()
+            else:
+                self.status = "completed"
+                self.drain()
+                return None
+        else:
+            rec = self.hold() if self._goal_in_flight() else self.step()
+            self._check_alerts()
+        if sched is not None:
+            assert self.now is not None
+            self.next_due = sched.next_wave(self.now, self.now)
         return rec
 
-    def start(self, reason: str = "started") -> None:
-        """Launch a ready campaign (then :meth:`tick` or :meth:`run`).
+    def due(self, now: float) -> bool:
+        """Whether the next tick may run at ``now`` (always, without a schedule)."""
+        return self.spec.schedule is None or self.next_due is None or now >= self.next_due
+
+    def _windows_open(self) -> bool:
+        return bool(self.ledger.open_ids().size or self.ledger.n_attributable)
+
+    def _drain_step(self) -> IterationRecord:
+        """After the stop, with a schedule: one iteration passes without sending; late events
+        arrive and the windows that closed release their reservations."""
+        t, spent_before = self.t, self.ledger.spent
+        later, got = self._advance()
+        self._carry.append(later)
+        return self._record(t, 0, np.zeros(self._n_channels, np.int64), {}, got, spent_before)
+
+    def start(self, reason: str = "started", now: float | None = None) -> None:
+        """Launch a ready campaign (then :meth:`tick` or :meth:`run`); with a schedule, the first
+        wave is due at its start (or ``now``, the clock's time, if later).
 
         Raises:
             CampaignError: the campaign is not ready.
         """
         self._transition("start", ("ready",), "running", reason)
+        if self.spec.schedule is not None and now is not None:
+            self.next_due = self.spec.schedule.first_wave(now)
 
     def forecast(self, runs: int = 10) -> Forecast:
         """Before launch: how much reaching the goal is expected to cost, and how likely it is.

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
+from agent.audience import AudienceWorld
 from agent.caps import ExternalContacts
 from agent.channels import Channel, SendBatch, SimulatedChannel
 from agent.control import Alert, AuditRecord
@@ -58,6 +59,8 @@ _ARRAYS = (
 _SCALARS = (
     "conversions", "revenue", "cost_to_goal", "stop_reason", "status", "iterations", "t",
 )  # fmt: skip
+_CLOCK = ("times", "next_due", "now")
+"""The schedule's clock (absent from snapshots written before schedules: defaults kept)."""
 _LEDGER = (
     "unlimited",
     "window",
@@ -103,12 +106,23 @@ def to_doc(camp: Campaign) -> dict[str, Any]:
     """The campaign as plain, JSON-ready data (see the module docstring).
 
     Raises:
-        CampaignError: the campaign's simulator is not a :class:`simulators.Simulator` (only
-            its state is known to be complete).
+        CampaignError: the campaign's world is neither a :class:`simulators.Simulator` nor an
+            :class:`agent.audience.AudienceWorld` (only their state is known to be complete).
     """
     sim = camp.sim
-    if not isinstance(sim, Simulator):
-        raise CampaignError("a snapshot needs the built-in simulators.Simulator (its state is explicit)")
+    if isinstance(sim, Simulator):
+        world: dict[str, Any] = {
+            "scenario": sim.scenario.model_dump(mode="json"),
+            "n_customers": sim.n_customers,
+            "simulator": sim.state(),
+        }
+    elif isinstance(sim, AudienceWorld):
+        world = {"audience": sim.to_doc()}
+    else:
+        raise CampaignError(
+            "a snapshot needs the built-in simulators.Simulator or an owner's AudienceWorld "
+            "(their state is explicit)"
+        )
     led = camp.ledger
     n = led.n_reservations
     policy_files, policy_class = _save_policy(camp.policy)
@@ -119,13 +133,12 @@ def to_doc(camp: Campaign) -> dict[str, Any]:
         "sim_seed": camp.sim_seed,
         "scenario_name": camp.scenario_name,
         "campaign_id": camp.campaign_id,
-        "scenario": sim.scenario.model_dump(mode="json"),
-        "n_customers": sim.n_customers,
-        "simulator": sim.state(),
+        **world,
         "policy": {"class": policy_class, "files": policy_files},
         "rng": camp.rng.bit_generator.state,
         "arrays": {k: getattr(camp, k) for k in _ARRAYS},
         "scalars": {k: getattr(camp, k) for k in _SCALARS},
+        "clock": {k: getattr(camp, k) for k in _CLOCK},
         "funnel": dict(camp.funnel),
         "ledger": {
             **{k: getattr(led, k) for k in _LEDGER},
@@ -162,8 +175,12 @@ def from_doc(
         CampaignError: an unknown version, or a policy class outside :mod:`policies`.
     """
     d = _decode_all(migrate(doc))
-    sim = Simulator(Scenario.model_validate(d["scenario"]), n_customers=int(d["n_customers"]))
-    sim.reset(seed=int(d["sim_seed"]))
+    sim: Simulator | AudienceWorld
+    if "audience" in d:
+        sim = AudienceWorld.from_doc(d["audience"])
+    else:
+        sim = Simulator(Scenario.model_validate(d["scenario"]), n_customers=int(d["n_customers"]))
+        sim.reset(seed=int(d["sim_seed"]))
     policy = _load_policy(d["policy"]["class"], d["policy"]["files"], sim)
     chan = _channel(channel, sim)
     camp = cls(
@@ -178,11 +195,16 @@ def from_doc(
     if camp.sim_seed != int(d["sim_seed"]):  # a campaign without a seed drew another one: the saved wins
         camp.sim_seed = int(d["sim_seed"])
         sim.reset(seed=camp.sim_seed)
-    sim.restore(d["simulator"])
+    if isinstance(sim, Simulator):
+        sim.restore(d["simulator"])
+    else:  # reset() by the constructor cleared the world's iteration only
+        sim._iteration = int(d["audience"]["iteration"])
     camp.rng.bit_generator.state = d["rng"]
     for k, v in d["arrays"].items():
         setattr(camp, k, v)
     for k, v in d["scalars"].items():
+        setattr(camp, k, v)
+    for k, v in d.get("clock", {}).items():
         setattr(camp, k, v)
     camp.funnel = {k: int(v) for k, v in d["funnel"].items()}
     led = camp.ledger

@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from agent.schedule import Schedule
 from simulators.scenario import Scenario
 
 
@@ -74,6 +75,18 @@ class CampaignSpec(BaseModel):
     stop_on_projected: bool = True
     """Hold (send nothing) while observed plus still-expected conversions (or revenue) reach the
     goal, so a campaign does not pay for waves it does not need; ``False``: count observed only."""
+    schedule: Schedule | None = None
+    """When waves run in wall time and how long the attribution window lasts (hours); ``None``:
+    iterations run back to back and the window is ``attribution_window`` iterations."""
+
+    @model_validator(mode="after")
+    def _one_window(self) -> CampaignSpec:
+        if self.schedule is not None and self.attribution_window is not None:
+            raise ValueError(
+                "give the attribution window once: schedule.attribution_window_hours (with a schedule) "
+                "or attribution_window (iterations, without one)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _incremental_goal_needs_holdout(self) -> CampaignSpec:

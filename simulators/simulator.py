@@ -46,32 +46,12 @@ _MAX_RECENCY_NORM = 24.0
 
 def build_arms(scenario: Scenario) -> ArmTable:
     """The scenario's arm table: no contact first, then the listed (or all) combinations."""
-    channels = list(scenario.channels)
-    contents = list(scenario.contents)
-    offers = list(scenario.offers)
-    if scenario.arms is not None:
-        combos = [tuple(a.split("/")) for a in scenario.arms]
-    else:
-        combos = [(c, k, o) for c in channels for k in contents for o in offers]
-    ch = np.array([-1] + [channels.index(c) for c, _, _ in combos], dtype=np.int64)
-    co = np.array([-1] + [contents.index(k) for _, k, _ in combos], dtype=np.int64)
-    of = np.array([-1] + [offers.index(o) for _, _, o in combos], dtype=np.int64)
-    send = np.array([0.0] + [scenario.channels[c].send_cost for c, _, _ in combos])
-    cap = np.array([0.0] + [scenario.offers[o].max_value for _, _, o in combos])
-    disc = np.array([0.0] + [scenario.offers[o].discount for _, _, o in combos])
-    cap = np.where(disc > 0, cap, 0.0)
-    names = ("no_contact", *("/".join(c) for c in combos))
-    return ArmTable(
-        names=names,
-        channel=ch,
-        content=co,
-        offer=of,
-        send_cost=send,
-        max_offer_cost=cap,
-        discount=disc,
-        channel_names=tuple(channels),
-        content_names=tuple(contents),
-        offer_names=tuple(offers),
+    combos = [tuple(a.split("/")) for a in scenario.arms] if scenario.arms is not None else None
+    return ArmTable.build(
+        {c: cfg.send_cost for c, cfg in scenario.channels.items()},
+        list(scenario.contents),
+        {o: (cfg.discount, cfg.max_value) for o, cfg in scenario.offers.items()},
+        combos,  # type: ignore[arg-type]
     )
 
 

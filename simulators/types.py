@@ -72,6 +72,45 @@ class ArmTable:
     def __len__(self) -> int:
         return len(self.names)
 
+    @staticmethod
+    def build(
+        send_cost: dict[str, float],
+        contents: list[str],
+        offers: dict[str, tuple[float, float]],
+        combos: list[tuple[str, str, str]] | None = None,
+    ) -> ArmTable:
+        """The arm table of channels, contents and offers: no contact first, then ``combos``
+        (``(channel, content, offer)`` names) or every combination.
+
+        Args:
+            send_cost: channel name -> dollars per send, in channel order.
+            contents: content names, in order.
+            offers: offer name -> ``(discount, cap)``; the cap (the worst case a redemption costs)
+                counts only for offers with a discount.
+            combos: the arms to build; ``None``: every channel x content x offer.
+        """
+        channels, offer_names = list(send_cost), list(offers)
+        if combos is None:
+            combos = [(c, k, o) for c in channels for k in contents for o in offer_names]
+        ch = np.array([-1] + [channels.index(c) for c, _, _ in combos], dtype=np.int64)
+        co = np.array([-1] + [contents.index(k) for _, k, _ in combos], dtype=np.int64)
+        of = np.array([-1] + [offer_names.index(o) for _, _, o in combos], dtype=np.int64)
+        send = np.array([0.0] + [send_cost[c] for c, _, _ in combos])
+        disc = np.array([0.0] + [offers[o][0] for _, _, o in combos])
+        cap = np.where(disc > 0, np.array([0.0] + [offers[o][1] for _, _, o in combos]), 0.0)
+        return ArmTable(
+            names=("no_contact", *("/".join(c) for c in combos)),
+            channel=ch,
+            content=co,
+            offer=of,
+            send_cost=send,
+            max_offer_cost=cap,
+            discount=disc,
+            channel_names=tuple(channels),
+            content_names=tuple(contents),
+            offer_names=tuple(offer_names),
+        )
+
     @property
     def worst_case_cost(self) -> FloatArray:
         """``(n_arms,)`` the most one decision with this arm can cost: send plus capped offer."""
