@@ -85,6 +85,11 @@ class CampaignRow(Base):
     lease_expires: Mapped[float] = mapped_column(Float, default=0.0)
     goal_progress: Mapped[float] = mapped_column(Float, default=0.0)
     conversions: Mapped[int] = mapped_column(BigInteger, default=0)
+    next_due_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    """With a schedule: when the runner may run the next iteration (epoch seconds on the
+    server's clock); ``None``: as soon as it can."""
+    audience_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    """The owner's audience the campaign targets (``None``: a simulated scenario)."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
@@ -119,7 +124,10 @@ class DecisionRow(Base):
     ``/decide`` (``source='decide'``, id from :data:`serving.settlement.DECIDE_ID_BASE` up)."""
 
     __tablename__ = "decisions"
-    __table_args__ = (UniqueConstraint("campaign_id", "decision_id"),)
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "decision_id"),
+        Index("ix_decisions_customer_ref", "campaign_id", "customer_ref"),
+    )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"))
     decision_id: Mapped[int] = mapped_column(BigInteger)
@@ -128,6 +136,8 @@ class DecisionRow(Base):
     customer: Mapped[int] = mapped_column(BigInteger)
     arm: Mapped[str] = mapped_column(String(200))
     pscore: Mapped[float] = mapped_column(Float)
+    customer_ref: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    """The owner's customer id (an audience campaign): events may name it instead of the decision."""
     reserved_micros: Mapped[int] = mapped_column(BigInteger)
     """Worst case held when the decision was made (send cost plus the offer's cap)."""
     held_micros: Mapped[int] = mapped_column(BigInteger, default=0)
@@ -167,6 +177,9 @@ class EventRow(Base):
     offer_cost: Mapped[float] = mapped_column(Float, default=0.0)
     status: Mapped[str] = mapped_column(String(10), default="pending")
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    received_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    """When the event arrived, on the server's clock (epoch seconds): a scheduled campaign judges
+    a conversion against its send's time plus the attribution window with it."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -193,6 +206,21 @@ class AlertRow(Base):
     value: Mapped[float] = mapped_column(Float)
     message: Mapped[str] = mapped_column(Text)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    """When the campaign's alert webhook acknowledged it (``None``: not delivered, or none set)."""
+    delivery_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class CatalogRow(Base):
+    """An owner's arm catalogue (:class:`agent.catalogue.Catalogue`), saved by name."""
+
+    __tablename__ = "catalogs"
+    __table_args__ = (UniqueConstraint("owner_id", "name"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("owners.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    body_json: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class AudienceRow(Base):
