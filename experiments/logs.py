@@ -346,7 +346,7 @@ def load_external(path: str | Path, mapping: LogMapping) -> LoggedData:
     index = {v: i for i, v in enumerate(values)}
     action = np.array([index.get(v, -1) for v in raw], dtype=np.int64)
     if n and action.min() < 0:
-        bad = raw[int(np.flatnonzero(action < 0)[0])]
+        bad = str(raw[int(np.flatnonzero(action < 0)[0])])
         raise LogError(f"{file}: column {mapping.action!r} has value {bad!r}, not one of {values}")
     cols: list[NDArray[np.float64]] = []
     names: list[str] = []
@@ -361,7 +361,7 @@ def load_external(path: str | Path, mapping: LogMapping) -> LoggedData:
         lookup = {v: i for i, v in enumerate(levels)}
         code = np.array([lookup.get(v, -1) for v in text], dtype=np.int64)
         if n and code.min() < 0:
-            bad = text[int(np.flatnonzero(code < 0)[0])]
+            bad = str(text[int(np.flatnonzero(code < 0)[0])])
             raise LogError(f"{file}: column {col!r} has level {bad!r}, not one of {list(levels)}")
         cols.append(np.eye(len(levels))[code])
         names += [f"{col}={v}" for v in levels]
@@ -405,6 +405,12 @@ def load_external(path: str | Path, mapping: LogMapping) -> LoggedData:
 # -- our own campaign logs --------------------------------------------------------------------
 
 
+def campaign_sim_seed(seed: int | None) -> int:
+    """The simulator seed of a campaign run with ``seed`` (as ``agent.loop.Campaign`` derives it:
+    the first of three ``SeedSequence`` children; a test checks they agree)."""
+    return int(np.random.SeedSequence(seed).spawn(3)[0].generate_state(1)[0])
+
+
 def load_campaign_log(
     folder: str | Path,
     scenario: Scenario,
@@ -415,7 +421,8 @@ def load_campaign_log(
     """Load a campaign's exported decision and event logs (``agent.export.export_logs``).
 
     The export stores the customer index but not the features, so they are rebuilt: the static
-    features from ``Simulator(scenario, n_customers).reset(sim_seed)`` (the campaign's world), the
+    features from ``Simulator(scenario, n_customers).reset(sim_seed)`` (the campaign's world:
+    ``Campaign.sim_seed``, or :func:`campaign_sim_seed` of the campaign's seed), the
     contact-history features (``contacts``, ``since_last_contact``, ``fatigue``) and the
     reachability (unsubscribes) replayed from the log itself, as the simulator computes them at
     the start of each iteration. Rows are decisions in logged order (iteration, then decision id).
@@ -537,3 +544,83 @@ def _replayed_features(
             sim.unsubscribed[ev_c[u[known]], sim.arms.channel[arm]] = True
         sim.advance()
     return feats, mask
+
+
+# -- simulated logs -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SimulatedLog:
+    """A one-iteration log drawn from the simulator, with the ground truth OPE is tested against.
+
+    Attributes:
+        data: the log (every customer once, in index order).
+        truth: ``(n, n_arms)`` expected net value ``revenue * margin - cost`` of every arm for every
+            customer (``Simulator.expected``), before anything was sent.
+        logging: ``(n, n_arms)`` the logging policy's probabilities.
+    """
+
+    data: LoggedData
+    truth: FloatArray
+    logging: FloatArray
+
+    def value(self, pi: FloatArray) -> float:
+        """True value per customer of target probabilities ``pi`` ``(n, n_arms)``."""
+        return float(np.sum(pi * self.truth) / len(self.data))
+
+
+def simulate_log(sim: Any, seed: int, epsilon: float | None = None, greedy_arm: int = 1) -> SimulatedLog:
+    """Log one iteration of a simulator: every customer gets an arm from the logging policy, the
+    simulator responds (delayed conversions are waited for; organic conversions of customers not
+    contacted count for arm 0).
+
+    Args:
+        sim: a :class:`simulators.Simulator` (reset here with ``seed``).
+        seed: population, response and logging seed.
+        epsilon: ``None`` for uniform logging over each customer's allowed arms; else
+            epsilon-greedy: ``greedy_arm`` (when allowed, else no contact) with probability
+            ``1 - epsilon``, a uniformly random allowed arm otherwise.
+        greedy_arm: the logging policy's favourite arm.
+    """
+    sim.reset(seed=seed)
+    n, k = sim.n_customers, len(sim.arms)
+    c = np.arange(n, dtype=np.int64)
+    features, mask = sim.features(c), sim.arm_mask(c)
+    mu = mask / mask.sum(axis=1, keepdims=True)
+    if epsilon is not None:
+        greedy = np.where(mask[:, greedy_arm], greedy_arm, NO_CONTACT)
+        mu = epsilon * mu
+        mu[c, greedy] += 1.0 - epsilon
+    rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(3)[2])
+    action = np.minimum((rng.random(n)[:, None] > np.cumsum(mu, axis=1)).sum(axis=1), k - 1)
+    truth = sim.expected(c[:, None], np.arange(k)[None, :]).net_value(sim.margin)
+    batches = [sim.send(c, c, action)]
+    for _ in range(sim.max_delay + 1):
+        batches.append(sim.advance())
+    kind, dec, cust, t = (
+        np.concatenate([getattr(b, f) for b in batches])
+        for f in ("kind", "decision_id", "customer", "iteration")
+    )
+    rev, offer = (np.concatenate([getattr(b, f) for b in batches]) for f in ("revenue", "offer_cost"))
+    conv = kind == EventKind.CONVERTED
+    counted = conv & ((dec >= 0) | (t == 0))  # attributed, or organic within the logged iteration
+    revenue = np.bincount(cust[counted], weights=rev[counted], minlength=n).astype(np.float64)
+    conversion = np.bincount(cust[counted], minlength=n).astype(np.float64)
+    cost = sim.arms.send_cost[action] + np.bincount(cust[counted], weights=offer[counted], minlength=n)
+    data = LoggedData(
+        features=features,
+        feature_names=sim.feature_names,
+        action=action,
+        arm_names=sim.arms.names,
+        pscore=mu[c, action],
+        conversion=conversion,
+        revenue=revenue,
+        cost=cost,
+        reward=revenue * sim.margin - cost,
+        margin=float(sim.margin),
+        mask=mask,
+        arm_cost=np.asarray(sim.arms.send_cost, np.float64),
+        customer=c,
+        source=f"simulated {sim.scenario.name} seed {seed}",
+    )
+    return SimulatedLog(data, truth, mu)
