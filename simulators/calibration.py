@@ -74,10 +74,13 @@ Example:
     >>> report = calibration_report("../shared/data/hillstrom.csv")  # doctest: +SKIP
     >>> print(format_calibration(report))  # doctest: +SKIP
 
-The code, by job: :mod:`simulators.calibration_data` (the file, its features and cells),
-:mod:`simulators.calibration_report` (the report), :mod:`simulators.calibration_params` (the
+The code, by job: :mod:`simulators.calibration_data` (the file, its features and its mapping as a
+log), :mod:`simulators.calibration_report` (the report), :mod:`simulators.calibration_params` (the
 fitted numbers), :mod:`simulators.calibration_yaml` (the scenario file) and
-:mod:`simulators.calibration_fit` (the fit); every public name is importable from here.
+:mod:`simulators.calibration_fit` (the fit); every public name is importable from here. All of
+them are the Hillstrom case of the general fit of any randomized log, :mod:`simulators.fit`
+(``campaign-opt scenario fit``): the Hillstrom mapping (:data:`HILLSTROM_MAPPING`) and priors,
+one fitting path.
 """
 
 from __future__ import annotations
@@ -92,9 +95,9 @@ import yaml
 from simulators.calibration_data import (
     ARM_NAMES,
     ARM_TOLERANCE,
-    ARM_WEIGHT,
     DATA_ARMS,
     GROUP_Z,
+    HILLSTROM_MAPPING,
     HISTORY_EDGES,
     METRICS,
     PURCHASE_CHANNELS,
@@ -129,6 +132,7 @@ from simulators.calibration_yaml import (
     hillstrom_skeleton,
     render_hillstrom_yaml,
 )
+from simulators.fit import ARM_WEIGHT
 from simulators.scenario import load_scenario, parse_scenario
 
 __all__ = [
@@ -138,6 +142,7 @@ __all__ = [
     "DATA_ARMS",
     "FIT_PARAMETERS",
     "GROUP_Z",
+    "HILLSTROM_MAPPING",
     "HISTORY_EDGES",
     "METRICS",
     "N_MONETARY_QUANTILES",

@@ -1,17 +1,16 @@
-"""The Hillstrom file, and the features and cells shared by the file and simulated populations
-(:mod:`simulators.calibration`: the method; this module: the constants, :func:`load_hillstrom`,
-:class:`CustomerFeatures` and the data cells the fit and the report compare)."""
+"""The Hillstrom file as a log of :mod:`simulators.fit` (:data:`HILLSTROM_MAPPING`), its constants,
+:func:`load_hillstrom` and :class:`CustomerFeatures` (:mod:`simulators.calibration`: the method;
+the cells the fit and the report compare are :func:`simulators.fit_data.data_cells`)."""
 
 from __future__ import annotations
 
-import csv
-import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
+from simulators.fit_data import Cell, LogData, LogMapping, data_cells, load_log
+from simulators.fit_report import ARM_TOLERANCE, GROUP_Z
 from simulators.simulator import Simulator
 from simulators.types import BoolArray, FloatArray, IntArray
 
@@ -34,16 +33,50 @@ ZIP_CODES: tuple[str, ...] = ("urban", "suburban", "rural")
 PURCHASE_CHANNELS: tuple[str, ...] = ("phone", "web", "multichannel")
 HISTORY_EDGES: tuple[float, ...] = (100.0, 200.0, 350.0, 500.0, 750.0, 1000.0)
 """Upper edges of the file's first six ``history_segment`` bands (the seventh is $1,000+)."""
-ARM_TOLERANCE = 0.05
-"""Per-arm rows (group ``all``) must be within this relative error."""
-GROUP_Z = 3.0
-"""Group rows are within tolerance when within ``max(ARM_TOLERANCE, GROUP_Z * se)`` relative,
-``se`` being the combined standard error of the data cell and the simulated estimate."""
-ARM_WEIGHT = 6.0
-"""How much more the whole-file per-arm targets weigh in the fit than the cell targets."""
 
-_ZIP_CODES_IN_FILE = {"Urban": 0, "Surburban": 1, "Suburban": 1, "Rural": 2}
-_CHANNELS_IN_FILE = {"Phone": 0, "Web": 1, "Multichannel": 2}
+HILLSTROM_MAPPING = LogMapping(
+    name=SCENARIO_NAME,
+    source="the Hillstrom file",
+    monetary_bands=list(HISTORY_EDGES),
+    scenario={
+        "population": {
+            "segments": {
+                "new": {
+                    "frequency_mean": 0.3,
+                    "uplift_mix": {
+                        "sure_thing": 0.1,
+                        "persuadable": 0.4,
+                        "lost_cause": 0.4,
+                        "sleeping_dog": 0.1,
+                    },
+                },
+                "returning": {
+                    "frequency_mean": 1.5,
+                    "uplift_mix": {
+                        "sure_thing": 0.25,
+                        "persuadable": 0.3,
+                        "lost_cause": 0.35,
+                        "sleeping_dog": 0.1,
+                    },
+                },
+            },
+            "product_lines": {"combos": {"mens+womens": {"visit": 1.5}}},
+        },
+        "contents": {"womens": {"line_match": {"mens": 0.3}}},
+        "order_value": {"mean": 116.0, "sigma": 0.85},
+        "default_goal": {
+            "metric": "conversions",
+            "target": 1500,
+            "budget": 150,
+            "max_iterations": 12,
+            "customers_per_iteration": 16_000,
+        },
+    },
+)
+"""The Hillstrom file as a log for :mod:`simulators.fit`: its columns (the mapping's defaults),
+the history bands of its ``history_segment`` column, and the priors and fixed choices of the
+``hillstrom`` scenario (frequency per segment, uplift mixes, the women's e-mail's weaker match
+to men's-line buyers, the order value, the default goal)."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +93,8 @@ class HillstromData:
         arm: ``(n,)`` the scenario's arm index of the e-mail received (see :data:`DATA_ARMS`).
         visit, conversion: ``(n,)`` outcomes within two weeks.
         spend: ``(n,)`` dollars spent within two weeks.
+        log: the same file as a general log (:class:`simulators.fit_data.LogData`), which the
+            fit and the report use.
     """
 
     recency: IntArray
@@ -73,6 +108,7 @@ class HillstromData:
     visit: BoolArray
     conversion: BoolArray
     spend: FloatArray
+    log: LogData = field(repr=False, compare=False)
 
     def __len__(self) -> int:
         return int(self.arm.shape[0])
@@ -91,7 +127,8 @@ class HillstromData:
 
 
 def load_hillstrom(path: str | Path) -> HillstromData:
-    """Read the Hillstrom CSV (stdlib ``csv``; no pandas).
+    """Read the Hillstrom CSV (:func:`simulators.fit_data.load_log` with
+    :data:`HILLSTROM_MAPPING`).
 
     Args:
         path: the file, e.g. ``../shared/data/hillstrom.csv``.
@@ -101,57 +138,38 @@ def load_hillstrom(path: str | Path) -> HillstromData:
 
     Raises:
         FileNotFoundError: no such file.
-        ValueError: a missing column or an unknown category, naming the row.
+        ValueError: a missing column or an unknown category.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"Hillstrom data file {str(path)!r} does not exist")
-    cols: dict[str, list[Any]] = {
-        k: []
-        for k in (
-            "recency",
-            "history",
-            "mens",
-            "womens",
-            "zip_code",
-            "newbie",
-            "channel",
-            "arm",
-            "visit",
-            "conversion",
-            "spend",
-        )
+    log = load_log(path, HILLSTROM_MAPPING)
+    f = log.features
+    expected = {
+        "segments": (f.segments, ("new", "returning")),
+        "lines": (f.line_names, ("mens", "womens")),
+        "zip_code": (f.attributes.get("zip_code", (None, ()))[1], ZIP_CODES),
+        "purchase_channel": (f.attributes.get("purchase_channel", (None, ()))[1], PURCHASE_CHANNELS),
+        "arms": (log.arm_labels, ARM_NAMES),
     }
-    arm_of = {name: i for i, name in enumerate(DATA_ARMS)}
-    with path.open(newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        for line, row in enumerate(reader, start=2):
-            try:
-                cols["recency"].append(int(row["recency"]))
-                cols["history"].append(float(row["history"]))
-                cols["mens"].append(row["mens"] == "1")
-                cols["womens"].append(row["womens"] == "1")
-                cols["zip_code"].append(_ZIP_CODES_IN_FILE[row["zip_code"]])
-                cols["newbie"].append(row["newbie"] == "1")
-                cols["channel"].append(_CHANNELS_IN_FILE[row["channel"]])
-                cols["arm"].append(arm_of[row["segment"]])
-                cols["visit"].append(row["visit"] == "1")
-                cols["conversion"].append(row["conversion"] == "1")
-                cols["spend"].append(float(row["spend"]))
-            except (KeyError, ValueError) as err:
-                raise ValueError(f"{path}: line {line}: cannot read {err}") from None
+    for what, (got, want) in expected.items():
+        if tuple(got) != tuple(want):
+            raise ValueError(f"{path}: {what} {list(got)}, the Hillstrom file has {list(want)}")
+    if f.recency is None or f.monetary is None or log.visit is None or log.spend is None:
+        raise ValueError(f"{path}: missing recency, history, visit or spend column")
     return HillstromData(
-        recency=np.array(cols["recency"], np.int64),
-        history=np.array(cols["history"], np.float64),
-        mens=np.array(cols["mens"], bool),
-        womens=np.array(cols["womens"], bool),
-        zip_code=np.array(cols["zip_code"], np.int64),
-        newbie=np.array(cols["newbie"], bool),
-        channel=np.array(cols["channel"], np.int64),
-        arm=np.array(cols["arm"], np.int64),
-        visit=np.array(cols["visit"], bool),
-        conversion=np.array(cols["conversion"], bool),
-        spend=np.array(cols["spend"], np.float64),
+        recency=f.recency,
+        history=f.monetary,
+        mens=f.lines[:, 0],
+        womens=f.lines[:, 1],
+        zip_code=f.attributes["zip_code"][0],
+        newbie=f.segment == 0,
+        channel=f.attributes["purchase_channel"][0],
+        arm=log.arm,
+        visit=log.visit,
+        conversion=log.conversion,
+        spend=log.spend,
+        log=log,
     )
 
 
@@ -201,78 +219,22 @@ class CustomerFeatures:
         """``(n,)`` the file's ``history_segment`` band, 0..6."""
         return np.searchsorted(np.array(HISTORY_EDGES), self.monetary, side="right").astype(np.int64)
 
-    def groups(self, *, fit: bool = False) -> dict[str, BoolArray]:
-        """Masks of the report groups, or (``fit=True``) of the fitting cells.
 
-        The fitting cells are the product-line x segment groups, zip codes, purchase channels,
-        recency months and history bands; the report groups are :data:`REPORT_GROUPS`.
-        """
-        mens_only = self.mens & ~self.womens
-        womens_only = self.womens & ~self.mens
-        both = self.mens & self.womens
-        lines = {"mens_only": mens_only, "womens_only": womens_only, "mens_and_womens": both}
-        if not fit:
-            return {
-                "all": np.ones(self.new.shape, bool),
-                **lines,
-                "new": self.new,
-                "returning": ~self.new,
-            }
-        out: dict[str, BoolArray] = {"all": np.ones(self.new.shape, bool)}
-        for lname, lmask in lines.items():
-            out[f"{lname}&new"] = lmask & self.new
-            out[f"{lname}&returning"] = lmask & ~self.new
-        for code, zname in enumerate(ZIP_CODES):
-            out[f"zip={zname}"] = self.zip_code == code
-        for code, cname in enumerate(PURCHASE_CHANNELS):
-            out[f"channel={cname}"] = self.channel == code
-        for month in range(1, 13):
-            out[f"recency={month}"] = self.recency == month
-        band = self.history_band()
-        for b in range(len(HISTORY_EDGES) + 1):
-            out[f"history_band={b + 1}"] = band == b
-        return out
-
-
-def _rate_se(k: float, n: int) -> float:
-    """Binomial standard error of a rate, with a Laplace-smoothed rate (never zero)."""
-    p = (k + 1.0) / (n + 2.0)
-    return math.sqrt(p * (1.0 - p) / max(n, 1))
-
-
-@dataclass(frozen=True)
-class _Cell:
-    group: str
-    arm: int
-    metric: str
-    data: float
-    se: float
-    n: int
-
-
-def data_cells(data: HillstromData, *, fit: bool = False) -> list[_Cell]:
-    """The file's value and standard error for every (group, arm, metric).
-
-    Args:
-        data: the loaded file.
-        fit: the fitting cells (visit and conversion; spend for ``all`` only) instead of the
-            report groups (all three metrics).
-    """
-    out: list[_Cell] = []
-    for gname, gmask in data.features().groups(fit=fit).items():
-        for arm in range(len(DATA_ARMS)):
-            m = gmask & (data.arm == arm)
-            n = int(np.count_nonzero(m))
-            if n == 0:
-                continue
-            for metric in METRICS:
-                if fit and metric == "spend" and gname != "all":
-                    continue
-                if metric == "spend":
-                    s = data.spend[m]
-                    se = float(s.std(ddof=1) / math.sqrt(n)) if n > 1 else float("inf")
-                    out.append(_Cell(gname, arm, metric, float(s.mean()), se, n))
-                else:
-                    k = float(np.count_nonzero(getattr(data, metric)[m]))
-                    out.append(_Cell(gname, arm, metric, k / n, _rate_se(k, n), n))
-    return out
+__all__ = [
+    "ARM_NAMES",
+    "ARM_TOLERANCE",
+    "DATA_ARMS",
+    "GROUP_Z",
+    "HILLSTROM_MAPPING",
+    "HISTORY_EDGES",
+    "METRICS",
+    "PURCHASE_CHANNELS",
+    "REPORT_GROUPS",
+    "SCENARIO_NAME",
+    "ZIP_CODES",
+    "Cell",
+    "CustomerFeatures",
+    "HillstromData",
+    "data_cells",
+    "load_hillstrom",
+]
