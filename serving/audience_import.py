@@ -426,7 +426,8 @@ def validate(table: pa.Table, schema: Schema, report: Report) -> Checked:
             bad = pc.and_(pc.invert(empty), pc.invert(finite))
             report.add_mask(_np_mask(bad), name, "not a finite number")
             text = pc.if_else(finite, pc.cast(values, pa.string()), pa.scalar(None, pa.string()))
-            lo, hi = pc.min(values).as_py(), pc.max(values).as_py()
+            kept = pc.if_else(finite, values, pa.scalar(None, pa.float64()))
+            lo, hi = pc.min(kept).as_py(), pc.max(kept).as_py()
             info: dict[str, Any] = {"type": "numeric", "role": "feature", "missing": missing}
             info.update(min=lo, max=hi)
         elif name in schema.columns:

@@ -32,21 +32,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy
 from numpy.typing import NDArray
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import select
 
-from serving.audience_filters import check_filter, evaluate_filter
-from serving.audience_import import (
-    MAX_ID_CHARS,
-    Report,
-    Schema,
-    infer_schema,
-    parse_schema,
-    read_table,
-    rows_table,
-    validate,
-)
-from serving.errors import ConflictError, InvalidError, NotFoundError, ServiceError
-from serving.models import AudienceFilter, AudienceMember, AudienceOptOut, AudienceRow, Owner, utcnow
+from serving.audience_filters import evaluate_filter
+from serving.audience_import import Schema, decode_values
+from serving.errors import InvalidError, NotFoundError, ServiceError
+from serving.models import AudienceFilter, AudienceMember, AudienceOptOut, AudienceRow
 
 __all__ = [
     "AudienceData",
@@ -54,7 +45,6 @@ __all__ = [
     "TooLargeError",
     "evaluate_filter",
     "import_file",
-    "import_table",
     "load_audience",
     "opted_out",
 ]
@@ -224,8 +214,6 @@ def load_audience(
     row = audience_row(conn, owner_id, audience_id)
     schema = stored_schema(row)
     ids_arr, values = _members(conn, audience_id)
-    from serving.audience_import import decode_values
-
     table = decode_values(values, schema)
     columns: dict[str, NDArray[Any]] = {}
     for name, kind in schema.columns.items():
@@ -295,236 +283,14 @@ def opted_out(
     return out
 
 
-# --------------------------------------------------------------------------------------------
-# writing
-
-
-def _merge_schema(old: Schema, new: Schema) -> Schema:
-    """The audience's schema after an import: the old one plus the file's new columns."""
-    merged = Schema(**old.to_json())
-    for c, t in new.columns.items():
-        merged.columns.setdefault(c, t)
-    for ch, c in new.consent.items():
-        merged.consent.setdefault(ch, c)
-    for ch, c in new.reachable.items():
-        merged.reachable.setdefault(ch, c)
-    return merged
-
-
-def _base_for(old: Schema, names: list[str], declared: Schema | None) -> Schema:
-    """The declaration a re-import is read with: the audience's schema for the file's columns
-    (the types it pinned), then what the owner declared for new columns."""
-    have = set(names)
-    base = Schema(
-        id_column=old.id_column,
-        columns={c: t for c, t in old.columns.items() if c in have},
-        consent={ch: c for ch, c in old.consent.items() if c in have},
-        reachable={ch: c for ch, c in old.reachable.items() if c in have},
-    )
-    if declared is not None:
-        for c, t in declared.columns.items():
-            base.columns.setdefault(c, t)
-        for ch, c in declared.consent.items():
-            base.consent.setdefault(ch, c)
-        for ch, c in declared.reachable.items():
-            base.reachable.setdefault(ch, c)
-    return base
-
-
-def import_table(
-    conn: sqlalchemy.Connection,
-    owner_id: int,
-    name: str,
-    table: pa.Table,
-    *,
-    declared: Schema | None = None,
-    id_column: str | None = None,
-    audience_id: int | None = None,
-) -> dict[str, Any]:
-    """Check and store a text table as (part of) an audience, in the caller's transaction.
-
-    Args:
-        conn: a connection inside a transaction (rolled back by the caller on error).
-        owner_id: the owner.
-        name: the audience's name (a new one is created; an existing one is updated by id).
-        table: the rows, every value as text (:func:`serving.audience_import.read_table`).
-        declared: the owner's declared schema, if any.
-        id_column: the id column's name, if given apart.
-        audience_id: append to this audience (JSON rows) instead of looking it up by name.
-
-    Returns:
-        The report: ``audience`` (as :func:`audience_summary`), ``rows_in_file``, ``inserted``,
-        ``updated``, ``schema``, ``inferred`` (columns whose role or type was inferred),
-        ``types`` (per column), ``errors`` (empty) and ``error_count`` (0).
-
-    Raises:
-        ImportRejectedError: row errors (nothing stored).
-        InvalidError: the file or schema does not fit (a missing column, no id column...).
-    """
-    names = list(table.column_names)
-    q = select(*AUDIENCE.c).where(AudienceRow.owner_id == owner_id)
-    q = (
-        q.where(AudienceRow.id == audience_id)
-        if audience_id is not None
-        else q.where(AudienceRow.name == name)
-    )
-    if conn.dialect.name == "postgresql":
-        q = q.with_for_update()
-    existing = conn.execute(q).first()
-    if audience_id is not None and existing is None:
-        raise NotFoundError(f"no audience {audience_id} of this owner", ["audience_id"])
-    if existing is not None:
-        old = stored_schema(existing)
-        if id_column and id_column != old.id_column:
-            msg = f"the audience's id column is {old.id_column!r}, not {id_column!r}"
-            raise InvalidError(msg, ["id_column"])
-        if declared is not None and declared.id_column and declared.id_column != old.id_column:
-            raise InvalidError(f"the audience's id column is {old.id_column!r}", ["schema", "id_column"])
-        schema = infer_schema(names, table, _base_for(old, names, declared), None)
-    else:
-        schema = infer_schema(names, table, declared, id_column)
-    report = Report()
-    checked = validate(table, schema, report)
-    declared_cols = set(declared.columns) if declared else set()
-    inferred = sorted(
-        c
-        for c in [*schema.columns, *schema.flags]
-        if c not in declared_cols and c not in (declared.flags if declared else [])
-    )
-    result: dict[str, Any] = {
-        "rows_in_file": table.num_rows,
-        "schema": schema.to_json(),
-        "inferred": inferred,
-        "types": checked.types,
-    }
-    if report.total:
-        raise ImportRejectedError({**result, "errors": report.sorted(), "error_count": report.total})
-    now = utcnow()
-    if existing is None:
-        aid = conn.execute(
-            insert(AudienceRow)
-            .values(
-                owner_id=owner_id,
-                name=name,
-                schema_json=json.dumps(schema.to_json()),
-                report_json=json.dumps(checked.types),
-                rows=0,
-                next_seq=0,
-                created_at=now,
-                updated_at=now,
-            )
-            .returning(AudienceRow.id)
-        ).scalar_one()
-        before, seq0, merged = 0, 0, schema
-    else:
-        aid, before, seq0 = existing.id, int(existing.rows), int(existing.next_seq)
-        merged = _merge_schema(stored_schema(existing), schema)
-    _write_members(conn, aid, checked.ids, checked.values, seq0, upsert=existing is not None)
-    total = int(
-        conn.execute(
-            select(func.count()).select_from(AudienceMember).where(AudienceMember.audience_id == aid)
-        ).scalar_one()
-    )
-    conn.execute(
-        update(AudienceRow)
-        .where(AudienceRow.id == aid)
-        .values(
-            schema_json=json.dumps(merged.to_json()),
-            report_json=json.dumps(checked.types),
-            rows=total,
-            next_seq=seq0 + table.num_rows,
-            updated_at=now,
-        )
-    )
-    inserted = total - before
-    summary = audience_summary(conn, owner_id, aid)
-    return {
-        "audience": summary,
-        **result,
-        "inserted": inserted,
-        "updated": table.num_rows - inserted,
-        "errors": [],
-        "error_count": 0,
-    }
-
-
-def _lines(arr: pa.Array) -> bytes:
-    """Text values joined as one buffer, each followed by a newline."""
-    joined = pc.binary_join_element_wise(arr, pa.scalar("\n"), "")
-    if len(joined) == 0:
-        return b""
-    offsets = np.frombuffer(
-        joined.buffers()[1], dtype=np.int32, count=len(joined) + 1, offset=joined.offset * 4
-    )
-    data: bytes = joined.buffers()[2].to_pybytes()[offsets[0] : offsets[-1]]
-    return data
-
-
-def _copy_text(arr: pa.Array) -> pa.Array:
-    """Text escaped for PostgreSQL's ``COPY`` text format (backslash, tab, newline, return)."""
-    out = pc.replace_substring(arr, "\\", "\\\\")
-    for raw, esc in (("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r")):
-        out = pc.replace_substring(out, raw, esc)
-    return out
-
-
-def _write_members(
-    conn: sqlalchemy.Connection, aid: int, ids: pa.Array, values: pa.Array, seq0: int, *, upsert: bool
-) -> None:
-    """Insert (or, when ``upsert``, insert or update by id) the members, shape ``(n,)`` each."""
-    n = len(ids)
-    if n == 0:
-        return
-    seq = pa.array(np.arange(seq0, seq0 + n, dtype=np.int64))
-    if conn.dialect.name == "postgresql":
-        raw = conn.connection.driver_connection
-        target = "audience_members"
-        with raw.cursor() as cur:  # type: ignore[union-attr]
-            if upsert:
-                cur.execute(
-                    "CREATE TEMP TABLE IF NOT EXISTS audience_import (audience_id integer, "
-                    "customer_id varchar(200), seq bigint, values_json text) ON COMMIT DROP"
-                )
-                cur.execute("TRUNCATE audience_import")
-                target = "audience_import"
-            lines = pc.binary_join_element_wise(
-                pa.scalar(str(aid)), _copy_text(ids), pc.cast(seq, pa.string()), _copy_text(values), "\t"
-            )
-            data = _lines(lines)
-            sql = f"COPY {target} (audience_id, customer_id, seq, values_json) FROM STDIN"
-            with cur.copy(sql) as copy:
-                step = 1 << 23
-                for start in range(0, len(data), step):
-                    copy.write(data[start : start + step])
-            if upsert:
-                cur.execute(
-                    "INSERT INTO audience_members SELECT audience_id, customer_id, seq, values_json "
-                    "FROM audience_import ON CONFLICT (audience_id, customer_id) "
-                    "DO UPDATE SET values_json = EXCLUDED.values_json"
-                )
-                cur.execute("DROP TABLE audience_import")
-        return
-    raw = conn.connection.driver_connection
-    sql = "INSERT INTO audience_members (audience_id, customer_id, seq, values_json) VALUES (?, ?, ?, ?)"
-    if upsert:
-        sql += " ON CONFLICT (audience_id, customer_id) DO UPDATE SET values_json = excluded.values_json"
-    cur = raw.cursor()  # type: ignore[union-attr]
-    try:
-        cur.executemany(
-            sql, zip([aid] * n, ids.to_pylist(), range(seq0, seq0 + n), values.to_pylist(), strict=True)
-        )
-    finally:
-        cur.close()
-
-
 def audience_summary(conn: sqlalchemy.Connection, owner_id: int, audience_id: int) -> dict[str, Any]:
     """What ``GET /audiences/{id}`` shows: id, name, rows, schema, the last import's column
     report (``types``), channels allowed, saved filters' names, times."""
     row = audience_row(conn, owner_id, audience_id)
-    return _summary(row)
+    return summary(row)
 
 
-def _summary(row: sqlalchemy.Row[Any]) -> dict[str, Any]:
+def summary(row: sqlalchemy.Row[Any]) -> dict[str, Any]:
     schema = stored_schema(row)
     return {
         "id": row.id,
@@ -563,256 +329,14 @@ def import_file(
         max_rows: most rows accepted.
 
     Returns:
-        The report of :func:`import_table`.
+        The report of :func:`serving.audience_store.import_table`.
 
     Raises:
         ImportRejectedError: row errors (nothing stored); ``.report`` lists them.
         InvalidError: an unreadable file or a schema that does not fit.
     """
+    from serving.audience_store import import_bytes
+
     path = Path(path)
     fmt = fmt or ("parquet" if path.suffix.lower() in (".parquet", ".pq") else "csv")
     return import_bytes(engine, owner_id, path.read_bytes(), fmt, name, id_column, schema, max_rows=max_rows)
-
-
-def check_name(name: str) -> str:
-    """An audience name: 1 to 200 characters of text, trimmed.
-
-    Raises:
-        InvalidError: empty, too long or with control characters (field ``name``).
-    """
-    name = (name or "").strip()
-    if not name or len(name) > 200 or any(ord(ch) < 32 for ch in name):
-        raise InvalidError("name must be 1 to 200 characters, without control characters", ["name"])
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:
-        raise InvalidError("name must be valid Unicode", ["name"]) from None
-    return name
-
-
-def import_bytes(
-    engine: sqlalchemy.Engine,
-    owner_id: int,
-    data: bytes,
-    fmt: str,
-    name: str,
-    id_column: str | None = None,
-    schema: dict[str, Any] | None = None,
-    *,
-    max_rows: int = DEFAULT_MAX_ROWS,
-) -> dict[str, Any]:
-    """:func:`import_file` for a file's bytes (the HTTP upload)."""
-    name = check_name(name)
-    if id_column is not None and (not id_column or len(id_column) > 100):
-        raise InvalidError("id_column must be a column name", ["id_column"])
-    declared = parse_schema(schema) if schema is not None else None
-    table = read_table(data, fmt, max_rows)
-    try:
-        with engine.begin() as conn:
-            return import_table(conn, owner_id, name, table, declared=declared, id_column=id_column)
-    except sqlalchemy.exc.IntegrityError:
-        raise ConflictError(f"audience {name!r} is being imported by another request; try again") from None
-
-
-def append_rows(
-    engine: sqlalchemy.Engine, owner_id: int, audience_id: int, rows: list[dict[str, Any]]
-) -> dict[str, Any]:
-    """Add or update (by id) JSON rows of an audience, checked like a file, in one transaction.
-
-    Raises:
-        NotFoundError: no such audience of this owner.
-        ImportRejectedError: row errors (nothing stored).
-        InvalidError: a row that is not an object, an unknown column.
-    """
-    with engine.begin() as conn:
-        row = audience_row(conn, owner_id, audience_id)
-        schema = stored_schema(row)
-        table = rows_table(rows, [schema.id_column, *schema.stored_columns()])
-        return import_table(conn, owner_id, row.name, table, audience_id=audience_id)
-
-
-def list_audiences(conn: sqlalchemy.Connection, owner_id: int) -> list[dict[str, Any]]:
-    """The owner's audiences (as :func:`audience_summary`), by id."""
-    rows = conn.execute(
-        select(*AUDIENCE.c).where(AudienceRow.owner_id == owner_id).order_by(AudienceRow.id)
-    ).all()
-    return [_summary(r) for r in rows]
-
-
-def add_opt_outs(
-    engine: sqlalchemy.Engine, owner_id: int, audience_id: int, channel: str, customer_ids: Sequence[str]
-) -> dict[str, Any]:
-    """Put customers on a channel's opt-out list (ids not in the audience yet are kept too, so a
-    later import cannot bring them back); adding one twice is harmless.
-
-    Returns:
-        ``{"channel", "added", "total"}``: newly listed, and the channel's list size now.
-    """
-    ids = list(dict.fromkeys(customer_ids))
-    for i, cid in enumerate(ids):
-        if not cid or len(cid) > MAX_ID_CHARS:
-            raise InvalidError(f"customer ids must be 1 to {MAX_ID_CHARS} characters", ["customer_ids", i])
-    with engine.begin() as conn:
-        audience_row(conn, owner_id, audience_id)
-        count = select(func.count()).select_from(AudienceOptOut)
-        count = count.where(AudienceOptOut.audience_id == audience_id, AudienceOptOut.channel == channel)
-        before = int(conn.execute(count).scalar_one())
-        if ids:
-            from sqlalchemy.dialects import postgresql, sqlite
-
-            dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-            now = utcnow()
-            stmt: Any = dialect.insert(AudienceOptOut).on_conflict_do_nothing()
-            conn.execute(
-                stmt,
-                [
-                    {"audience_id": audience_id, "channel": channel, "customer_id": c, "created_at": now}
-                    for c in ids
-                ],
-            )
-        after = int(conn.execute(count).scalar_one())
-    return {"channel": channel, "added": after - before, "total": after}
-
-
-def list_opt_outs(
-    conn: sqlalchemy.Connection, owner_id: int, audience_id: int, channel: str | None, offset: int, limit: int
-) -> dict[str, Any]:
-    """The opt-out lists: per channel its size, and one page of ``{channel, customer_id}``."""
-    audience_row(conn, owner_id, audience_id)
-    where = [AudienceOptOut.audience_id == audience_id]
-    if channel is not None:
-        where.append(AudienceOptOut.channel == channel)
-    counts = conn.execute(
-        select(AudienceOptOut.channel, func.count()).where(*where).group_by(AudienceOptOut.channel)
-    ).all()
-    page = conn.execute(
-        select(AudienceOptOut.channel, AudienceOptOut.customer_id, AudienceOptOut.created_at)
-        .where(*where)
-        .order_by(AudienceOptOut.channel, AudienceOptOut.customer_id)
-        .offset(offset)
-        .limit(limit)
-    ).all()
-    return {
-        "counts": {ch: int(n) for ch, n in counts},
-        "opt_outs": [{"channel": ch, "customer_id": c, "created_at": t} for ch, c, t in page],
-    }
-
-
-def save_filter(
-    engine: sqlalchemy.Engine, owner_id: int, audience_id: int, name: str, expression: str, max_filters: int
-) -> dict[str, Any]:
-    """Save (or replace) a named filter once it is valid for the audience's columns.
-
-    Returns:
-        ``{"name", "expression", "matches"}`` with the number of customers it keeps.
-
-    Raises:
-        InvalidError: a bad expression, or more than ``max_filters`` filters.
-    """
-    with engine.begin() as conn:
-        row = audience_row(conn, owner_id, audience_id)
-        schema = stored_schema(row)
-        check_filter(expression, schema.columns)
-        now = utcnow()
-        done = conn.execute(
-            update(AudienceFilter)
-            .where(AudienceFilter.audience_id == audience_id, AudienceFilter.name == name)
-            .values(expression=expression, updated_at=now)
-        ).rowcount
-        if not done:
-            n = conn.execute(
-                select(func.count())
-                .select_from(AudienceFilter)
-                .where(AudienceFilter.audience_id == audience_id)
-            ).scalar_one()
-            if n >= max_filters:
-                raise InvalidError(f"an audience has at most {max_filters} saved filters", ["name"])
-            conn.execute(
-                insert(AudienceFilter).values(
-                    audience_id=audience_id, name=name, expression=expression, created_at=now, updated_at=now
-                )
-            )
-    with engine.connect() as conn:
-        data = load_audience(conn, owner_id, audience_id)
-    matches = int(evaluate_filter(expression, data.columns, data.column_types).sum())
-    return {"name": name, "expression": expression, "matches": matches}
-
-
-def list_filters(conn: sqlalchemy.Connection, owner_id: int, audience_id: int) -> list[dict[str, Any]]:
-    """The saved filters with the number of customers each keeps now (an expression the
-    columns no longer fit shows its error instead)."""
-    audience_row(conn, owner_id, audience_id)
-    rows = conn.execute(
-        select(AudienceFilter.name, AudienceFilter.expression)
-        .where(AudienceFilter.audience_id == audience_id)
-        .order_by(AudienceFilter.name)
-    ).all()
-    if not rows:
-        return []
-    data = load_audience(conn, owner_id, audience_id)
-    out = []
-    for name, expression in rows:
-        try:
-            item: dict[str, Any] = {
-                "name": name,
-                "expression": expression,
-                "matches": int(evaluate_filter(expression, data.columns, data.column_types).sum()),
-            }
-        except InvalidError as err:
-            item = {"name": name, "expression": expression, "matches": None, "error": err.message}
-        out.append(item)
-    return out
-
-
-def delete_filter(engine: sqlalchemy.Engine, owner_id: int, audience_id: int, name: str) -> None:
-    """Delete a saved filter.
-
-    Raises:
-        NotFoundError: no such audience of this owner, or no filter of that name.
-    """
-    with engine.begin() as conn:
-        audience_row(conn, owner_id, audience_id)
-        done = conn.execute(
-            sqlalchemy.delete(AudienceFilter).where(
-                AudienceFilter.audience_id == audience_id, AudienceFilter.name == name
-            )
-        ).rowcount
-    if not done:
-        raise NotFoundError(f"no filter {name!r} of audience {audience_id}", ["name"])
-
-
-def segments(
-    conn: sqlalchemy.Connection, owner_id: int, audience_id: int, column: str, max_labels: int = 1000
-) -> dict[str, Any]:
-    """A categorical column as segment labels: each label and its number of customers.
-
-    Raises:
-        InvalidError: not a categorical column of the audience.
-    """
-    row = audience_row(conn, owner_id, audience_id)
-    schema = stored_schema(row)
-    if schema.columns.get(column) != "categorical":
-        cats = ", ".join(c for c, t in schema.columns.items() if t == "categorical") or "none"
-        raise InvalidError(f"{column!r} is not a categorical column (categorical: {cats})", ["column"])
-    data = load_audience(conn, owner_id, audience_id)
-    labels, counts = np.unique(data.columns[column], return_counts=True)
-    order = np.argsort(-counts, kind="stable")[:max_labels]
-    return {
-        "column": column,
-        "labels": [{"label": str(labels[i]), "customers": int(counts[i])} for i in order],
-        "distinct": int(labels.size),
-    }
-
-
-def owner_id_by_name(engine: sqlalchemy.Engine, owner: str) -> int:
-    """The id of the owner called ``owner``, created when new (the command line's owner)."""
-    owner = owner.strip()
-    if not owner or len(owner) > 200:
-        raise InvalidError("owner name must be 1 to 200 characters", ["owner"])
-    with engine.begin() as conn:
-        oid = conn.execute(select(Owner.id).where(Owner.name == owner)).scalar()
-        if oid is None:
-            oid = conn.execute(
-                insert(Owner).values(name=owner, created_at=utcnow()).returning(Owner.id)
-            ).scalar_one()
-    return int(oid)

@@ -19,6 +19,7 @@ from here (errors, ``DECIDE_ID_BASE``, ``hash_key``, ``Runner``) are re-exported
 
 from __future__ import annotations
 
+from serving.audience_service import AudiencesMixin
 from serving.campaigns import CampaignsMixin
 from serving.channels import CHANNEL_FAILED
 from serving.decide import DECIDE_CACHE_CAMPAIGNS, DecideMixin
@@ -51,7 +52,7 @@ __all__ = [
 ]
 
 
-class Service(KeysMixin, CampaignsMixin, DecideMixin, EventsMixin, RunnerMixin):
+class Service(KeysMixin, CampaignsMixin, DecideMixin, EventsMixin, RunnerMixin, AudiencesMixin):
     """Everything the API and the runner do, on one database.
 
     Args:
