@@ -237,7 +237,7 @@ def pace_forecast(
             reachable_target=counted,
             message=(
                 "no pace yet: no wave has been sent"
-                + ("; the sends already made are expected to reach the goal" if done else "")
+                + ("; the goal is already counted" if done else "")
                 + "; until the first wave the pre-launch forecast is the estimate"
             ),
         )

@@ -16,7 +16,9 @@ same allow-list check as a webhook channel's and its secret is resolved by refer
   count one attempt twice and never mark an alert twice; within one process a second concurrent
   call for the same campaign returns at once instead of racing the first. Across processes a
   receiver may see an alert twice in a narrow race (one deliverer's POST in flight while another
-  claims the next attempt): the idempotency key is what makes that harmless;
+  claims the next attempt): the idempotency key is what makes that harmless. A deliverer that
+  dies between its claim and its POST costs the alert one attempt (and, on the last one, the
+  audit line);
 - one attempt per alert per call: the caller's cadence (e.g. every runner pass) is the retry
   backoff. A 4xx or 5xx answer or a connection failure counts as an attempt; after a connection
   failure or timeout the rest of the call is skipped (the receiver is down; the other alerts keep
