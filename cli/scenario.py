@@ -1,5 +1,6 @@
 """Scenarios on the command line: ``scenarios`` (the built-in list), ``scenario perturb`` (a new
-world derived from one) and ``calibration`` (the Hillstrom scenario beside its data)."""
+world derived from one), ``scenario fit`` (a world fitted to a randomized log) and
+``calibration`` (the Hillstrom scenario beside its data)."""
 
 from __future__ import annotations
 
@@ -86,7 +87,9 @@ def calibration(
 
 
 scenario_app = typer.Typer(
-    help="Scenario files: derive new worlds from a scenario.", no_args_is_help=True, rich_markup_mode=None
+    help="Scenario files: derive new worlds from a scenario, or fit one to a log.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
 )
 
 
@@ -118,3 +121,144 @@ def scenario_perturb(
     except OSError as err:
         raise fail(f"--out {str(out_file)!r}: cannot write the file ({err})") from None
     out.print(f"wrote {path} (scenario {world.name!r}, strength {strength:g}, seed {seed})")
+
+
+def _pairs(option: str, items: list[str]) -> dict[str, str]:
+    """``NAME=COLUMN`` items as a dict, or exit 2 naming ``option``."""
+    out: dict[str, str] = {}
+    for item in items:
+        name, sep, column = item.partition("=")
+        if not sep or not name.strip() or not column.strip():
+            raise fail(f"{option} {item!r}: write NAME=COLUMN")
+        out[name.strip()] = column.strip()
+    return out
+
+
+@scenario_app.command("fit")
+def scenario_fit(
+    log: Annotated[
+        Path, typer.Option("--log", help="The randomized log: CSV or Parquet, one row per customer.")
+    ],
+    out_file: Annotated[Path, typer.Option("--out", help="The fitted scenario's YAML file.")],
+    audience: Annotated[
+        Path | None,
+        typer.Option(
+            help="Your customer file (the log's feature columns): the scenario's customers follow it."
+        ),
+    ] = None,
+    mapping: Annotated[
+        Path | None,
+        typer.Option(help="A YAML file of column names (the fields of simulators.fit.LogMapping)."),
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="The scenario's name (default: fitted).")] = None,
+    arm: Annotated[str | None, typer.Option(help="The arm column (default: segment).")] = None,
+    channel: Annotated[
+        str | None, typer.Option(help="A channel column (with --content, --offer; no --arm).")
+    ] = None,
+    content: Annotated[str | None, typer.Option(help="A content column.")] = None,
+    offer: Annotated[str | None, typer.Option(help="An offer column.")] = None,
+    no_contact: Annotated[
+        list[str] | None, typer.Option(help="A value meaning 'not contacted' (repeat for several).")
+    ] = None,
+    visit: Annotated[str | None, typer.Option(help="The visit (or click) column, 0/1.")] = None,
+    conversion: Annotated[str | None, typer.Option(help="The conversion column, 0/1.")] = None,
+    spend: Annotated[str | None, typer.Option(help="The spend (revenue) column, dollars.")] = None,
+    segment: Annotated[
+        str | None, typer.Option(help="The lifecycle segment column (default: newbie).")
+    ] = None,
+    recency: Annotated[
+        str | None, typer.Option(help="Months since the last purchase (default: recency).")
+    ] = None,
+    monetary: Annotated[str | None, typer.Option(help="Dollars spent last year (default: history).")] = None,
+    product_line: Annotated[
+        list[str] | None, typer.Option(help="LINE=COLUMN, a 0/1 bought-from-this-line column (repeat).")
+    ] = None,
+    attribute: Annotated[
+        list[str] | None, typer.Option(help="NAME=COLUMN, a categorical feature column (repeat).")
+    ] = None,
+    rounds: Annotated[
+        int, typer.Option(help="Fits, each from the last optimum, at most.", min=1, max=10)
+    ] = 3,
+    max_nfev: Annotated[int, typer.Option(help="Optimizer iterations per round.", min=1, max=1000)] = 60,
+    customers: Annotated[
+        int, typer.Option(help="Simulated customers the fit averages over.", min=500, max=1_000_000)
+    ] = 32_000,
+    seeds: Annotated[int, typer.Option(help="Simulator seeds of the report.", min=1, max=20)] = 3,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Fit a simulated world to a randomized log of channel, content and offer arms and write it
+    as a scenario YAML (simulators/fit.py). Column defaults are the Hillstrom file's; a mapping
+    file or the options name others. Prints the log beside the fitted simulator per arm and
+    customer group, with a tolerance per row."""
+    from simulators.fit import LogError, LogMapping, fit_log_file, format_report
+
+    base = LogMapping()
+    if mapping is not None:
+        try:
+            base = LogMapping.from_file(mapping)
+        except LogError as err:
+            raise fail(f"--mapping: {err}") from None
+    given: dict[str, object] = {
+        "name": name,
+        "arm": arm,
+        "channel": channel,
+        "content": content,
+        "offer": offer,
+        "visit": visit,
+        "conversion": conversion,
+        "spend": spend,
+        "segment": segment,
+        "recency": recency,
+        "monetary": monetary,
+        "no_contact": no_contact or None,
+        "product_lines": _pairs("--product-line", product_line) if product_line else None,
+        "attributes": _pairs("--attribute", attribute) if attribute else None,
+    }
+    updates = {k: v for k, v in given.items() if v is not None}
+    if channel is not None and arm is None:
+        updates["arm"] = None
+    try:
+        the_mapping = LogMapping.model_validate({**base.model_dump(include=base.model_fields_set), **updates})
+    except ValueError as err:
+        raise fail(f"--name: {' '.join(str(err).split())}") from None
+    if not log.is_file():
+        raise fail(f"--log: file {str(log)!r} not found")
+    if audience is not None and not audience.is_file():
+        raise fail(f"--audience: file {str(audience)!r} not found")
+    try:
+        out_file.parent.mkdir(parents=True, exist_ok=True)
+        with out_file.open("a", encoding="utf-8"):
+            pass
+    except OSError as err:
+        raise fail(f"--out {str(out_file)!r}: cannot write the file ({err.strerror or err})") from None
+
+    def note(line: str) -> None:
+        if not as_json:
+            print(line, file=sys.stderr)
+
+    try:
+        result = fit_log_file(
+            log,
+            the_mapping,
+            audience=audience,
+            rounds=rounds,
+            max_nfev=max_nfev,
+            n_customers=customers,
+            seeds=tuple(range(seeds)),
+            progress=note,
+        )
+    except (LogError, KeyError) as err:
+        message = " ".join(str(err).split())
+        option = "--audience" if audience is not None and str(audience) in message else "--log"
+        raise fail(f"{option}: {message}") from None
+    out_file.write_text(result.yaml, encoding="utf-8")
+    if as_json:
+        print_json({**result.to_dict(), "out": str(out_file)})
+        return
+    sys.stdout.write(format_report(result.report) + "\n")
+    for line in result.notes:
+        print(f"note: {line}", file=sys.stderr)
+    print(
+        f"wrote {out_file} (scenario {result.scenario['name']!r}, chi2 {result.fit.chi2:.1f})",
+        file=sys.stderr,
+    )
