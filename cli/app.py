@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import typer
 
+from cli.audience import audience_app
 from cli.benchmark import benchmark
 from cli.experiment import experiment_app
 from cli.pacer import train_pacer
@@ -30,6 +31,7 @@ app.command()(calibration)
 app.command()(benchmark)
 app.command(name="train-pacer")(train_pacer)
 app.add_typer(keys_app, name="keys")
+app.add_typer(audience_app, name="audience")
 app.command()(serve)
 app.command()(demo)
 app.add_typer(scenario_app, name="scenario")

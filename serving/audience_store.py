@@ -504,3 +504,37 @@ def owner_id_by_name(engine: sqlalchemy.Engine, owner: str) -> int:
                 insert(Owner).values(name=owner, created_at=utcnow()).returning(Owner.id)
             ).scalar_one()
     return int(oid)
+
+
+def find_audience(conn: sqlalchemy.Connection, ref: str, owner_id: int | None = None) -> tuple[int, int]:
+    """``(owner_id, audience_id)`` of an audience named by id or by name (the command line's
+    view: every owner's audiences unless ``owner_id``).
+
+    Raises:
+        NotFoundError: no such audience, or a name that several owners use.
+    """
+    q = select(AudienceRow.owner_id, AudienceRow.id)
+    q = q.where(AudienceRow.id == int(ref)) if ref.isdigit() else q.where(AudienceRow.name == ref)
+    if owner_id is not None:
+        q = q.where(AudienceRow.owner_id == owner_id)
+    rows = conn.execute(q.limit(2)).all()
+    if not rows:
+        raise NotFoundError(f"no audience {ref!r}" + (" of this owner" if owner_id is not None else ""))
+    if len(rows) > 1:
+        raise NotFoundError(f"several owners have an audience {ref!r}: name the owner")
+    return int(rows[0][0]), int(rows[0][1])
+
+
+def all_audiences(conn: sqlalchemy.Connection, owner_id: int | None = None) -> list[dict[str, Any]]:
+    """Audiences of one owner, or of every owner, each with its ``owner`` name, by id."""
+    q = select(*AUDIENCE.c, Owner.name.label("owner")).join(Owner, Owner.id == AudienceRow.owner_id)
+    if owner_id is not None:
+        q = q.where(AudienceRow.owner_id == owner_id)
+    return [{**summary(r), "owner": r.owner} for r in conn.execute(q.order_by(AudienceRow.id)).all()]
+
+
+def owner_id_named(engine: sqlalchemy.Engine, owner: str) -> int | None:
+    """The id of the owner called ``owner``, or ``None``."""
+    with engine.connect() as conn:
+        oid = conn.execute(select(Owner.id).where(Owner.name == owner.strip())).scalar()
+    return None if oid is None else int(oid)

@@ -290,7 +290,7 @@ def audience_summary(conn: sqlalchemy.Connection, owner_id: int, audience_id: in
     return summary(row)
 
 
-def summary(row: sqlalchemy.Row[Any]) -> dict[str, Any]:
+def summary(row: Any) -> dict[str, Any]:
     schema = stored_schema(row)
     return {
         "id": row.id,
