@@ -7,6 +7,7 @@ import typer
 
 from cli.audience import audience_app
 from cli.benchmark import benchmark
+from cli.evaluate import evaluate
 from cli.experiment import experiment_app
 from cli.pacer import train_pacer
 from cli.policies import policies_app
@@ -27,6 +28,7 @@ app.add_typer(experiment_app, name="experiment")
 app.command()(scenarios)
 app.command()(simulate)
 app.command()(train)
+app.command()(evaluate)
 app.command()(calibration)
 app.command()(benchmark)
 app.command(name="train-pacer")(train_pacer)

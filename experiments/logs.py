@@ -473,7 +473,7 @@ def load_campaign_log(
     rows = np.unique(
         np.stack([ev["decision_id"][conv], ev["iteration"][conv], ev["revenue"][conv]], 1), axis=0
     )
-    row_of, hit = _lookup(ids, rows[:, 0].astype(np.int64))
+    row_of, hit = lookup(ids, rows[:, 0].astype(np.int64))
     conversion = np.bincount(row_of[hit], minlength=ids.size).astype(np.float64)
     revenue = np.bincount(row_of[hit], weights=rows[hit, 2], minlength=ids.size).astype(np.float64)
     cost = dec["charged"][order]
@@ -498,8 +498,13 @@ def load_campaign_log(
     )
 
 
-def _lookup(ids: IntArray, query: IntArray) -> tuple[IntArray, BoolArray]:
-    """Row of each ``query`` id in ``ids`` (distinct) and whether it is there."""
+def lookup(ids: IntArray, query: IntArray) -> tuple[IntArray, BoolArray]:
+    """Row of each ``query`` id in ``ids`` and whether it is there (``ids`` distinct apart from
+    values never queried, such as -1).
+
+    Returns:
+        ``(row (m,), hit (m,))`` for ``m`` queries; ``row`` is meaningful where ``hit``.
+    """
     if ids.size == 0:
         return np.zeros(query.shape, np.int64), np.zeros(query.shape, bool)
     order = np.argsort(ids)
@@ -539,7 +544,7 @@ def _replayed_features(
         np.add.at(sim.fatigue, ev_c[delivered & (ev_t == t)], 1.0)
         u = np.flatnonzero(unsub & (ev_t == t))
         if u.size:
-            row, known = _lookup(ids, ev_id[u])
+            row, known = lookup(ids, ev_id[u])
             arm = action[row[known]]
             sim.unsubscribed[ev_c[u[known]], sim.arms.channel[arm]] = True
         sim.advance()

@@ -241,18 +241,26 @@ def _terms(
 
 def choose_tau(data: LoggedData, pi: FloatArray, q: FloatArray | None) -> float:
     """Switch-DR's threshold with the smallest estimated MSE among the quantiles (50% to 100%) of
-    the positive importance weights: ``(V_tau - V_DR)^2 + var(terms_tau) / n`` (see
-    :class:`OPEConfig`). Without a reward model: the largest weight (Switch-DR is DR)."""
+    the positive importance weights.
+
+    The MSE of threshold ``tau`` is estimated as ``(|gap| + 2 se(gap))^2 + var(terms_tau) / n``,
+    where ``gap`` is the mean of the correction terms Switch-DR drops (its bias against DR, which
+    is unbiased) and ``se(gap)`` that mean's standard error: a bias upper bound, so the model is
+    trusted alone only where dropping the corrections saves more variance than the bias could
+    cost (with the plain squared gap, a noisy gap near 0 would pick the reward model alone even on
+    a uniform log). Without a reward model: the largest weight (Switch-DR is DR).
+    """
     w = importance_weights(data, pi)
     pos = w[w > 0]
     if q is None or pos.size == 0:
         return float(pos.max()) if pos.size else 1.0
     n = len(data)
-    dr = float(_terms(data, pi, q, "dr", math.inf)[0].mean())
     best, best_mse = float(pos.max()), math.inf
     for tau in np.unique(np.quantile(pos, [0.5, 0.75, 0.9, 0.95, 0.99, 1.0])):
         t = _terms(data, pi, q, "switch_dr", float(tau))[0]
-        mse = (float(t.mean()) - dr) ** 2 + float(t.var()) / n
+        dropped = _terms(data, pi, q, "dr", math.inf)[0] - t
+        gap = abs(float(dropped.mean())) + 2.0 * float(dropped.std()) / math.sqrt(n)
+        mse = gap**2 + float(t.var()) / n
         if mse < best_mse:
             best, best_mse = float(tau), mse
     return best
