@@ -286,7 +286,9 @@ def wilson_interval(k: float, n: int, alpha: float = 0.05) -> tuple[float, float
     denom = 1.0 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
+    low = 0.0 if k <= 0 else min(p, max(0.0, centre - half))
+    high = 1.0 if k >= n else max(p, min(1.0, centre + half))
+    return low, high
 
 
 def newcombe_interval(k1: float, n1: int, k0: float, n0: int, alpha: float = 0.05) -> tuple[float, float]:
