@@ -11,6 +11,7 @@ from cli.evaluate import evaluate
 from cli.experiment import experiment_app
 from cli.pacer import train_pacer
 from cli.policies import policies_app
+from cli.report import report_app
 from cli.scenario import calibration, scenario_app, scenarios
 from cli.serve import demo, keys_app, serve
 from cli.simulate import simulate
@@ -38,6 +39,7 @@ app.command()(serve)
 app.command()(demo)
 app.add_typer(scenario_app, name="scenario")
 app.add_typer(policies_app, name="policies")
+app.add_typer(report_app, name="report")
 
 
 def main() -> None:

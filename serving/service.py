@@ -33,6 +33,7 @@ from serving.errors import (
 )
 from serving.events import EventsMixin
 from serving.keys import KeysMixin, hash_key
+from serving.reports import ReportsMixin
 from serving.runner import Runner, RunnerMixin
 from serving.settlement import DECIDE_ID_BASE
 
@@ -52,7 +53,7 @@ __all__ = [
 ]
 
 
-class Service(KeysMixin, CampaignsMixin, DecideMixin, EventsMixin, RunnerMixin, AudiencesMixin):
+class Service(KeysMixin, CampaignsMixin, DecideMixin, EventsMixin, RunnerMixin, AudiencesMixin, ReportsMixin):
     """Everything the API and the runner do, on one database.
 
     Args:
