@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.status import HTTP_401_UNAUTHORIZED
 
-from serving.routes import audiences, campaigns, decide, events, ops, policies, reports
+from serving.routes import audiences, campaigns, catalogs, decide, events, ops, policies, reports
 from serving.routes.deps import UnauthorizedError
 from serving.service import Runner, Service, ServiceError
 from serving.settings import Settings, settings_from_env
@@ -164,6 +164,7 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
     for router in (ops.router, policies.router, campaigns.router, events.router, decide.router):
         app.include_router(router)
     app.include_router(audiences.router)
+    app.include_router(catalogs.router)
     app.include_router(reports.router)
     return app
 

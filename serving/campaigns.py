@@ -7,6 +7,7 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import asdict
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -14,7 +15,11 @@ import numpy as np
 from sqlalchemy import func, insert, select, update
 
 from agent import Campaign, CampaignError, CampaignSpec
+from agent.audience import AudienceError, AudienceWorld
+from agent.catalogue import Catalogue as AgentCatalogue
 from agent import CampaignUpdate as AgentUpdate
+from serving.alert_hooks import resolve_alert_webhook
+from serving.catalogs import CatalogsMixin
 from serving.channels import ChannelsMixin
 from serving.decide import external_contacts
 from serving.errors import ConflictError, InvalidError, RateLimitedError
@@ -45,12 +50,40 @@ def goal_public(goal: Any) -> dict[str, Any]:
     return {"metric": str(goal.get("metric", "conversions")), "target": float(target) if finite else None}
 
 
-class CampaignsMixin(ChannelsMixin):
+class CampaignsMixin(CatalogsMixin, ChannelsMixin):
     """Campaigns as the owners see and change them."""
 
-    def _build(self, body: CampaignCreate, campaign_id: int) -> Campaign:
+    def _audience_world(self, owner_id: int, body: CampaignCreate) -> AudienceWorld | None:
+        """The owner's audience and catalogue as the campaign's world (``None``: a scenario)."""
+        if body.audience is None:
+            return None
+        from serving.audiences import load_audience
+
+        target = body.audience
+        with self.engine.connect() as conn:
+            data = load_audience(conn, owner_id, target.id, target.filter)
+            catalogue = (
+                AgentCatalogue.model_validate(body.catalog.model_dump())
+                if body.catalog is not None
+                else self._stored_catalog(conn, owner_id, int(body.catalog_id or 0))
+            )
+        try:
+            return AudienceWorld.build(
+                data.ids,
+                data.columns,
+                data.column_types,
+                data.consent,
+                catalogue,
+                segment_by=target.segment_by,
+                name=data.name,
+            )
+        except (AudienceError, ValueError) as err:
+            raise InvalidError(str(err), ["audience"]) from None
+
+    def _build(self, body: CampaignCreate, campaign_id: int, world: AudienceWorld | None = None) -> Campaign:
         """The agent campaign for a request; :class:`InvalidError` names the field on any mistake."""
         from policies import UnknownPolicyError
+        from policies.registry import CATALOGUE
         from simulators import ScenarioError, Simulator, builtin_scenarios, load_scenario
 
         if body.scenario not in builtin_scenarios():
@@ -64,8 +97,11 @@ class CampaignsMixin(ChannelsMixin):
         base = CampaignSpec.from_scenario(sc).model_dump()
         fields = body.model_dump(
             exclude_unset=True,
-            exclude={"name", "scenario", "policy", "seed", "n_customers", "channel"},
-        )
+            exclude={
+                "name", "scenario", "policy", "seed", "n_customers", "channel",
+                "audience", "catalog", "catalog_id", "alert_webhook",
+            },
+        )  # fmt: skip
         if "suppression" in fields:
             fields["suppression"] = frozenset(fields["suppression"])
         if "alert_fractions" in fields:
@@ -74,7 +110,18 @@ class CampaignsMixin(ChannelsMixin):
             spec = CampaignSpec.model_validate({**base, **fields})
         except ValueError as err:
             raise InvalidError(str(err), ["body"]) from None
-        sim = Simulator(sc, n_customers=body.n_customers) if body.n_customers else Simulator(sc)
+        sim: Simulator | AudienceWorld
+        if world is not None:
+            base_name = body.policy.partition(":")[0]
+            entry = CATALOGUE.get(base_name)
+            if entry is not None and entry.kind == "yardstick":
+                raise InvalidError(
+                    f"policy {base_name!r} reads a simulator's truth; an owner's audience has none",
+                    ["policy"],
+                )
+            sim = world
+        else:
+            sim = Simulator(sc, n_customers=body.n_customers) if body.n_customers else Simulator(sc)
         try:
             policy = self._policy(body.policy, sim, body.seed)
         except UnknownPolicyError as err:
@@ -86,7 +133,7 @@ class CampaignsMixin(ChannelsMixin):
                 sim,
                 policy,
                 seed=body.seed,
-                scenario_name=sc.name,
+                scenario_name=sc.name if world is None else f"audience:{world.name}",
                 channel=channel,
                 campaign_id=f"campaign-{campaign_id}",
             )
@@ -96,6 +143,9 @@ class CampaignsMixin(ChannelsMixin):
     def create_campaign(self, owner_id: int, body: CampaignCreate) -> dict[str, Any]:
         """Create a campaign (``ready``); refused beyond the owner's quota of active campaigns."""
         request = body.model_dump(mode="json")
+        if body.alert_webhook is not None:  # checked now, like the channel's, and again before each delivery
+            resolve_alert_webhook(self, body.alert_webhook.url, body.alert_webhook.secret_ref)
+        world = self._audience_world(owner_id, body)
         with self._heavy_work(), self.engine.begin() as conn:
             # The owner's row first: creates of one owner, on any process, count one at a time.
             conn.execute(update(Owner).where(Owner.id == owner_id).values(name=Owner.name))
@@ -119,12 +169,13 @@ class CampaignsMixin(ChannelsMixin):
                     spec_json="{}",
                     status="ready",
                     budget_micros=0,
+                    audience_id=body.audience.id if body.audience is not None else None,
                     created_at=utcnow(),
                     updated_at=utcnow(),
                 )
                 .returning(CampaignRow.id)
             ).scalar_one()
-            camp = self._build(body, cid)  # an InvalidError rolls the insert back
+            camp = self._build(body, cid, world)  # an InvalidError rolls the insert back
             conn.execute(
                 update(CampaignRow)
                 .where(CampaignRow.id == cid)
@@ -175,6 +226,8 @@ class CampaignsMixin(ChannelsMixin):
             "updated_at": aware(r.updated_at),
             "spec": spec,
             "channel": req["channel"]["type"],
+            "audience_id": r.audience_id,
+            "next_wave_at": None if r.next_due_at is None else datetime.fromtimestamp(r.next_due_at, UTC),
         }
 
     def get(self, owner_id: int, cid: int) -> dict[str, Any]:
@@ -237,11 +290,15 @@ class CampaignsMixin(ChannelsMixin):
         return path
 
     def forecast(self, owner_id: int, cid: int, runs: int) -> dict[str, Any]:
-        """Simulated campaigns before launch, on one of the server's few slots for expensive work."""
+        """Before launch, a simulated campaign's forecast (``kind: simulated``: whole campaigns
+        simulated, on one of the server's few slots for expensive work); once it runs, or for a
+        campaign on an owner's audience (no simulator), the forecast at its own recent pace
+        (``kind: pace``, see :func:`agent.forecast.pace_forecast`)."""
         with self.engine.connect() as conn:
             r = self._orm(conn, owner_id, cid)
-            if r.status != "ready":
-                raise ConflictError("forecast is available before launch only (status 'ready')")
+            if r.status != "ready" or r.audience_id is not None:
+                camp = self._load_row(snapshot_blob(conn, cid), r)
+                return {"kind": "pace", **asdict(camp.pace())}
             spec = json.loads(r.spec_json)
             work = runs * int(spec["max_iterations"]) * int(spec["customers_per_iteration"])
             if work > self.settings.forecast_max_decisions:
@@ -254,7 +311,7 @@ class CampaignsMixin(ChannelsMixin):
             blob = snapshot_blob(conn, cid)
         with self._heavy_work():
             try:
-                return asdict(load_snapshot(blob).forecast(runs=runs))
+                return {"kind": "simulated", **asdict(load_snapshot(blob).forecast(runs=runs))}
             except CampaignError as err:
                 raise ConflictError(str(err)) from None
 
@@ -291,7 +348,7 @@ class CampaignsMixin(ChannelsMixin):
     def transition(self, owner_id: int, cid: int, action: str, reason: str) -> dict[str, Any]:
         """start, pause, resume or cancel; a wrong transition is a :class:`ConflictError`."""
         ops: dict[str, Callable[[Campaign], None]] = {
-            "start": lambda c: c.start(reason),
+            "start": lambda c: c.start(reason, now=self.clock.now()),
             "pause": lambda c: c.pause(reason),
             "resume": lambda c: c.resume(reason),
             "cancel": lambda c: c.cancel(reason),

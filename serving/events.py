@@ -8,7 +8,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.engine import Connection
 
 from agent import Campaign
@@ -22,6 +22,12 @@ from serving.store import aware, session, snapshot_blob
 from simulators.money import LedgerError, micros_paid
 
 logger = logging.getLogger(__name__)
+
+
+class Decided(EventIn):
+    """An event whose decision is known (given, or found from the owner's customer id)."""
+
+    decision_id: int
 
 
 def apply_events(camp: Campaign, pending: list[EventRow]) -> dict[str, str | None]:
@@ -38,7 +44,9 @@ def apply_events(camp: Campaign, pending: list[EventRow]) -> dict[str, str | Non
                 offer_cost=e.offer_cost,
             )
             for e in pending
-        ]
+        ],
+        # Events stored before arrival times were kept (0.0) are not judged by the clock.
+        received_at=[e.received_at or 0.0 for e in pending],
     )
     return {**dict.fromkeys(got.accepted), **dict.fromkeys(got.duplicates), **got.rejected}
 
@@ -84,7 +92,7 @@ def insert_new_events(conn: Connection, rows: list[dict[str, Any]]) -> set[str]:
 class EventsMixin(ChannelsMixin):
     """Storing, settling and listing response events."""
 
-    def ingest_events(self, owner_id: int, cid: int, events: Sequence[EventIn]) -> EventsResult:
+    def ingest_events(self, owner_id: int, cid: int, events: Sequence[EventIn]) -> EventsResult:  # noqa: C901
         """Store a batch of events: duplicates (by event id) change nothing; unknown decisions are
         rejected item by item; a conversion of a real-time decision settles its hold now (each
         hold once, see :func:`serving.settlement.claim_hold`); events of runner decisions are
@@ -93,6 +101,8 @@ class EventsMixin(ChannelsMixin):
         accepted: list[str] = []
         duplicates: list[str] = []
         rejected: dict[str, str] = {}
+        received_at = self.clock.now()
+        events = self._by_decision(cid, events, rejected)
         settles = any(e.decision_id >= DECIDE_ID_BASE and e.kind == "converted" for e in events)
         with self.engine.begin() as conn:
             q = select(CampaignRow.decisions_done, CampaignRow.status).where(
@@ -115,7 +125,7 @@ class EventsMixin(ChannelsMixin):
                 )
             rows: list[dict[str, Any]] = []
             in_batch: set[str] = set()
-            kept: list[EventIn] = []  # the event stored under each id of the batch (the first known one)
+            kept: list[Decided] = []  # the event stored under each id of the batch (the first known one)
             for e in events:  # validation per item of one request, not a loop over customers
                 if e.event_id in in_batch:
                     duplicates.append(e.event_id)
@@ -139,6 +149,7 @@ class EventsMixin(ChannelsMixin):
                         "revenue": e.revenue,
                         "offer_cost": e.offer_cost,
                         "status": "applied" if e.decision_id >= DECIDE_ID_BASE else "pending",
+                        "received_at": received_at,
                         "created_at": utcnow(),
                     }
                 )
@@ -181,6 +192,36 @@ class EventsMixin(ChannelsMixin):
         self._count("events_accepted_total", len(accepted))
         self._count("events_rejected_total", len(rejected))
         return EventsResult(accepted=accepted, duplicates=duplicates, rejected=rejected)
+
+    def _by_decision(self, cid: int, events: Sequence[EventIn], rejected: dict[str, str]) -> list[Decided]:
+        """Events with the decision they answer: given, or the latest runner decision of the owner's
+        ``customer_id`` in this campaign (customers never contacted are rejected, by event id)."""
+        refs = sorted({e.customer_id for e in events if e.decision_id is None and e.customer_id is not None})
+        latest: dict[str, int] = {}
+        if refs:
+            with self.engine.connect() as conn:
+                for chunk in range(0, len(refs), 500):
+                    latest.update(
+                        (str(ref), int(d))
+                        for ref, d in conn.execute(
+                            select(DecisionRow.customer_ref, func.max(DecisionRow.decision_id))
+                            .where(
+                                DecisionRow.campaign_id == cid,
+                                DecisionRow.customer_ref.in_(refs[chunk : chunk + 500]),
+                            )
+                            .group_by(DecisionRow.customer_ref)
+                        )
+                    )
+        out: list[Decided] = []
+        for e in events:  # one request's events, validated one by one
+            d = e.decision_id if e.decision_id is not None else latest.get(str(e.customer_id))
+            if d is not None:  # already validated: built without validating again
+                out.append(
+                    Decided.model_construct(**{**e.model_dump(), "decision_id": d, "customer_id": None})
+                )
+            else:
+                rejected[e.event_id] = f"customer {e.customer_id!r} has no decision in this campaign"
+        return out
 
     def _apply_now(self, cid: int) -> dict[str, str | None]:
         """Apply the pending events of a campaign that is not running, under its lease; returns

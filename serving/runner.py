@@ -20,6 +20,9 @@ from sqlalchemy import insert, or_, select, update
 from sqlalchemy.engine import Connection
 
 from agent import Campaign
+from agent.audience import AudienceWorld
+from serving.alert_hooks import deliver_alerts, resolve_alert_webhook
+from serving.audiences import opted_out
 from serving.channels import ChannelsMixin, generic_channel_errors
 from serving.decide import external_contacts
 from serving.errors import ConflictError, InvalidError
@@ -36,14 +39,17 @@ class RunnerMixin(ChannelsMixin):
     """The runner's work on the database: which campaigns are due, and one iteration of one."""
 
     def due_campaigns(self) -> list[int]:
-        """Running campaigns no live worker holds, oldest lease first."""
+        """Running campaigns no live worker holds and whose next wave is due on the schedule's
+        clock (or that have no schedule), oldest first."""
         now = time.time()
+        clock_now = self.clock.now()
         with self.engine.connect() as conn:
             return list(
                 conn.execute(
                     select(CampaignRow.id)
                     .where(
                         CampaignRow.status == "running",
+                        or_(CampaignRow.next_due_at.is_(None), CampaignRow.next_due_at <= clock_now),
                         or_(
                             CampaignRow.lease_owner.is_(None),
                             CampaignRow.lease_expires < now,
@@ -67,6 +73,9 @@ class RunnerMixin(ChannelsMixin):
             return False
         iteration = -1  # not read yet
         try:
+            # The wave's time: events stored before it are applied now, and windows that closed by
+            # it close (see agent.schedule); later events are judged by their own arrival time.
+            now = self.clock.now()
             with self.engine.connect() as conn:
                 r = session(conn).scalars(select(CampaignRow).where(CampaignRow.id == cid)).one()
                 iteration = r.iterations_done
@@ -77,7 +86,7 @@ class RunnerMixin(ChannelsMixin):
             except Exception as err:  # not a valid snapshot (e.g. an old pickle): pause, never loop
                 self._pause_on_error(r, me, f"the stored snapshot cannot be read ({type(err).__name__})")
                 return False
-            if camp.status != "running":  # the row says running; trust the snapshot's own state
+            if camp.status != "running" or not camp.due(now):  # the snapshot's own state wins
                 return False
             try:
                 self._attach_secret(camp, r)
@@ -88,9 +97,15 @@ class RunnerMixin(ChannelsMixin):
             camp.ledger.set_external(dollars(r.decide_spent_micros + r.decide_held_micros))
             with self.engine.connect() as conn:
                 camp.set_external_contacts(external_contacts(conn, cid, camp, None))
+                world = camp.sim
+                if isinstance(world, AudienceWorld) and r.audience_id is not None:
+                    # Opt-outs are honoured as they are now, not as they were at creation.
+                    world.set_opt_outs(
+                        opted_out(conn, r.audience_id, world.customer_ids, world.arms.channel_names)
+                    )
             n_log, n_alerts, n_audit = len(camp.log), len(camp.alerts), len(camp.audit_log)
             try:
-                rec = camp.tick()
+                rec = camp.tick(now)
             except Exception as err:  # a failing policy or channel must not loop the worker forever
                 self._pause_on_error(r, me, f"{type(err).__name__}: {err}")
                 return False
@@ -103,6 +118,12 @@ class RunnerMixin(ChannelsMixin):
                 self._commit_snapshot(conn, r, camp, me, ref="iteration")
                 if len(log) > n_log:
                     names = np.asarray(camp.sim.arms.names, dtype=object)[log.arm[new]]
+                    owner_ids = getattr(camp.sim, "customer_ids", None)
+                    refs = (
+                        [None] * (len(log) - n_log)
+                        if owner_ids is None
+                        else owner_ids[log.customer[new]].tolist()
+                    )
                     conn.execute(
                         insert(DecisionRow),
                         [
@@ -112,16 +133,18 @@ class RunnerMixin(ChannelsMixin):
                                 "source": "runner",
                                 "iteration": i,
                                 "customer": c,
+                                "customer_ref": ref,
                                 "arm": a,
                                 "pscore": p,
                                 "reserved_micros": m,
                                 "held_micros": 0,
                                 "open": False,
                             }
-                            for d, i, c, a, p, m in zip(
+                            for d, i, c, ref, a, p, m in zip(
                                 log.decision_id[new].tolist(),
                                 log.iteration[new].tolist(),
                                 log.customer[new].tolist(),
+                                refs,
                                 names.tolist(),
                                 log.pscore[new].tolist(),
                                 to_micros(log.reserved[new], round_up=True).tolist(),
@@ -170,6 +193,7 @@ class RunnerMixin(ChannelsMixin):
             # Released after every iteration, so owners' changes and other workers interleave.
             self._release_lease(cid, me)
         self._count("iterations_total")
+        self._push_alerts(r)
         logger.info(
             "iteration committed campaign_id=%s iteration=%s spend=%.6f spend_total=%.6f reserved=%.6f "
             "decisions=%s status=%s",
@@ -182,6 +206,23 @@ class RunnerMixin(ChannelsMixin):
             camp.status,
         )
         return True
+
+    def _push_alerts(self, r: CampaignRow) -> None:
+        """Deliver the campaign's new alerts to its alert webhook, if it has one (signed; each
+        alert once; a failing receiver is retried at later iterations and never stops the runner)."""
+        try:
+            hook = json.loads(r.request_json).get("alert_webhook")
+        except (TypeError, ValueError):
+            hook = None
+        if not isinstance(hook, dict):
+            return
+        try:
+            url = str(hook["url"])
+            secret = resolve_alert_webhook(self, url, str(hook["secret_ref"]))
+        except (KeyError, InvalidError) as err:
+            logger.warning("alert webhook not usable campaign_id=%s reason=%r", r.id, str(err))
+            return
+        deliver_alerts(self.engine, r.id, url, secret)
 
     def _check_realtime_meanwhile(
         self, conn: Connection, r: CampaignRow, camp: Campaign, n_log: int, committed: NDArray[np.float64]

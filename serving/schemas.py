@@ -8,7 +8,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from agent.catalogue import Catalogue as AgentCatalogue
 from agent.control import EventIn as AgentEventIn
+from agent.schedule import Schedule as AgentSchedule
 from agent.spec import FrequencyCap as AgentFrequencyCap
 from agent.spec import Goal as AgentGoal
 
@@ -76,9 +78,11 @@ class FrequencyCap(ApiModel, AgentFrequencyCap):
 
 
 class EventIn(ApiModel, AgentEventIn):
-    """A response event (see :class:`agent.control.EventIn`), with bounds."""
+    """A response event (see :class:`agent.control.EventIn`), with bounds: it names the decision
+    (``decision_id``, as in the channel's batch) or, in a campaign on an audience, the owner's
+    ``customer_id`` (the event then answers that customer's latest decision)."""
 
-    decision_id: Annotated[int, Field(ge=0, le=INT64_MAX)]
+    decision_id: Annotated[int, Field(ge=0, le=INT64_MAX)] | None = None
     revenue: Annotated[float, Field(ge=0, le=1e9)] = 0.0
     offer_cost: Annotated[float, Field(ge=0, le=1e9)] = 0.0
 
@@ -125,15 +129,54 @@ class ChannelConfig(ApiModel):
         return self
 
 
-class CampaignCreate(ApiModel):
-    """A new campaign: goal and budget, the audience (a scenario), the policy, caps and channel.
+class Catalog(ApiModel, AgentCatalogue):
+    """The owner's channels, contents and offers (see :class:`agent.catalogue.Catalogue`)."""
 
-    Fields left out take the scenario's defaults (``campaign-opt scenarios`` lists them).
+
+class Schedule(ApiModel, AgentSchedule):
+    """When waves run and how long the attribution window lasts (see :class:`agent.schedule.Schedule`)."""
+
+
+class AudienceTarget(ApiModel):
+    """The owner's audience a campaign targets, optionally narrowed by a filter."""
+
+    id: Annotated[int, Field(ge=1, le=INT32_MAX)]
+    filter: Annotated[str, Field(min_length=1, max_length=2000)] | None = None
+    """A saved filter's name or an expression (``recency <= 6 and channel == "Web"``)."""
+    segment_by: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    """A column whose values break the report down by segment."""
+
+
+class AlertWebhook(ApiModel):
+    """Where the campaign's alerts are pushed, signed like the webhook channel's batches."""
+
+    url: Annotated[str, Field(max_length=2000, pattern=r"^https?://")]
+    secret_ref: Annotated[str, Field(pattern=r"^[A-Za-z0-9_]{1,64}$")]
+    """The name of the signing secret in the server's configuration (``CAMPAIGN_OPT_WEBHOOK_SECRET_<REF>``)."""
+
+
+class CampaignCreate(ApiModel):
+    """A new campaign: goal and budget, the audience (a scenario, or the owner's audience with a
+    catalogue), the policy, caps, channel and schedule.
+
+    Fields left out take the scenario's defaults (``campaign-opt scenarios`` lists them); a
+    campaign on an audience takes the retail scenario's goal, budget and limits unless given.
     """
 
     name: Annotated[str, Field(min_length=1, max_length=200)]
     scenario: Annotated[str, Field(min_length=1, max_length=100)] = "retail"
-    """A built-in scenario name (the audience and its simulated responses)."""
+    """A built-in scenario name (the audience and its simulated responses); with ``audience``,
+    only the defaults of goal, budget and limits come from it."""
+    audience: AudienceTarget | None = None
+    """The owner's own customers (``POST /audiences``) instead of a simulated scenario: needs a
+    catalogue (``catalog`` or ``catalog_id``) and a webhook or file channel."""
+    catalog: Catalog | None = None
+    catalog_id: Annotated[int, Field(ge=1, le=INT32_MAX)] | None = None
+    """A catalogue saved with ``POST /catalogs``."""
+    schedule: Schedule | None = None
+    """Waves in wall time (start, every N hours or cron, end, attribution window in hours);
+    ``None``: iterations run back to back."""
+    alert_webhook: AlertWebhook | None = None
     policy: Annotated[str, Field(min_length=1, max_length=300)] = "funnel_ts"
     """A built-in policy (``GET /policies``; hyperparameters that name files are refused),
     ``saved:NAME`` (trained, in the server's policies folder), or ``models:/NAME@ALIAS`` /
@@ -158,6 +201,22 @@ class CampaignCreate(ApiModel):
     channel: ChannelConfig = ChannelConfig()
 
     _policy = field_validator("policy")(check_policy_name)
+
+    @model_validator(mode="after")
+    def _audience_needs_catalog_and_real_channel(self) -> CampaignCreate:
+        if self.audience is None:
+            if self.catalog is not None or self.catalog_id is not None:
+                raise ValueError("a catalogue is for a campaign on an owner's audience: give audience too")
+            return self
+        if (self.catalog is None) == (self.catalog_id is None):
+            raise ValueError("a campaign on an audience needs exactly one of catalog and catalog_id")
+        if self.channel.type == "simulated":
+            raise ValueError(
+                "a campaign on an audience sends through a webhook or file channel, not simulated"
+            )
+        if self.n_customers is not None:
+            raise ValueError("n_customers is for simulated scenarios; an audience has its own customers")
+        return self
 
 
 class CampaignUpdate(ApiModel):
@@ -215,6 +274,26 @@ class CampaignPublic(BaseModel):
     updated_at: datetime
     spec: dict[str, Any]
     channel: str
+    audience_id: int | None = None
+    next_wave_at: datetime | None = None
+    """With a schedule: when the next wave (or drain step) is due."""
+
+
+class CatalogCreate(ApiModel):
+    """A catalogue saved by name, for campaigns to reference with ``catalog_id``."""
+
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    catalog: Catalog
+
+
+class CatalogPublic(BaseModel):
+    """A saved catalogue with the arms it makes."""
+
+    id: int
+    name: str
+    catalog: dict[str, Any]
+    arms: list[str]
+    created_at: datetime
 
 
 class EventsIn(ApiModel):

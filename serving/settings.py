@@ -39,6 +39,8 @@ class Settings:
         audience_max_upload_bytes: largest audience file one ``POST /audiences`` may upload (413 beyond).
         audience_max_rows: most rows one audience import may have (422 beyond).
         audience_max_filters: most saved filters per audience.
+        clock_speed: how fast the campaigns' schedule clock runs against real time (1: real
+            time; 3600: an hour a second, to rehearse a schedule).
     """
 
     database_url: str = "sqlite:///data/campaign-opt.db"
@@ -60,6 +62,7 @@ class Settings:
     audience_max_upload_bytes: int = 512 * 1024 * 1024
     audience_max_rows: int = 2_000_000
     audience_max_filters: int = 200
+    clock_speed: float = 1.0
 
 
 def _words(name: str, default: str) -> tuple[str, ...]:
@@ -74,7 +77,7 @@ def settings_from_env() -> Settings:
     ``CAMPAIGN_OPT_WEBHOOK_SCHEMES`` and ``CAMPAIGN_OPT_WEBHOOK_HOSTS`` (comma-separated),
     ``CAMPAIGN_OPT_WEBHOOK_ALLOW_PRIVATE`` (``1``), ``CAMPAIGN_OPT_WEBHOOK_SECRET_<REF>`` and
     ``CAMPAIGN_OPT_METRICS_TOKEN``, ``CAMPAIGN_OPT_AUDIENCE_MAX_UPLOAD_BYTES`` and
-    ``CAMPAIGN_OPT_AUDIENCE_MAX_ROWS``."""
+    ``CAMPAIGN_OPT_AUDIENCE_MAX_ROWS``, ``CAMPAIGN_OPT_CLOCK_SPEED``."""
     env = os.environ
     data_dir = Path(env.get("DATA_DIR", "data"))
     url = env.get("DATABASE_URL", f"sqlite:///{data_dir / 'campaign-opt.db'}")
@@ -103,4 +106,5 @@ def settings_from_env() -> Settings:
             env.get("CAMPAIGN_OPT_AUDIENCE_MAX_UPLOAD_BYTES", str(512 * 1024 * 1024))
         ),
         audience_max_rows=int(env.get("CAMPAIGN_OPT_AUDIENCE_MAX_ROWS", "2000000")),
+        clock_speed=float(env.get("CAMPAIGN_OPT_CLOCK_SPEED", "1")),
     )

@@ -37,6 +37,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from agent import Campaign
+from agent.schedule import Clock, WallClock
 from agent.channels import Channel
 from serving.db import make_engine, migrate
 from serving.errors import BusyError, ConflictError, NotFoundError
@@ -108,6 +109,8 @@ class Store:
         self._heavy = threading.BoundedSemaphore(max(settings.heavy_workers, 1))
         self._counters_lock = threading.Lock()
         self.counters: dict[str, float] = dict.fromkeys(COUNTERS, 0)
+        # The schedules' clock (tests put a ManualClock here); leases keep real time.
+        self.clock: Clock = WallClock(settings.clock_speed)
 
     def _count(self, name: str, n: float = 1) -> None:
         """Add to a counter (request threads, the decide batcher and the runner all count)."""
@@ -229,6 +232,7 @@ class Store:
                 spec_json=camp.spec.model_dump_json(),
                 goal_progress=min(camp.achieved / camp.spec.goal.target, 1.0),
                 conversions=camp.conversions,
+                next_due_at=camp.next_due,
                 updated_at=utcnow(),
                 **(extra or {}),
             )

@@ -131,7 +131,11 @@ def forecast(
     svc: ServiceDep,
     runs: Annotated[int, Query(ge=1, le=MAX_FORECAST_RUNS)] = 5,
 ) -> dict[str, Any]:
-    """Before launch: cost to goal and the chance to reach it, from simulated campaigns.
+    """Cost to goal and the chance to reach it within the budget.
 
-    Expensive: a server runs ``heavy_workers`` of these at once (503 with ``Retry-After`` when busy)."""
+    Before launch (``kind: simulated``): from ``runs`` simulated campaigns; expensive, a server
+    runs ``heavy_workers`` of these at once (503 with ``Retry-After`` when busy). Once the campaign
+    runs, or on an owner's audience (``kind: pace``): from its own results, at its recent pace
+    ("goal at wave N for $X; P(goal within budget) = p; to reach it, add $Y or lower the target
+    to Z")."""
     return svc.forecast(oid, cid, runs)

@@ -94,8 +94,10 @@ def test_campaign_runs_to_its_stop_within_budget(client: TestClient) -> None:
     fc = client.get(f"/campaigns/{cid}/forecast?runs=1", headers=h)
     assert fc.status_code == 200 and 0 <= fc.json()["p_goal_within_budget"] <= 1
     assert client.get(f"/campaigns/{cid}/forecast?runs=0", headers=h).status_code == 422
+    assert fc.json()["kind"] == "simulated"
     client.post(f"/campaigns/{cid}/start", headers=h)
-    assert client.get(f"/campaigns/{cid}/forecast", headers=h).status_code == 409
+    pace = client.get(f"/campaigns/{cid}/forecast", headers=h).json()  # after start: its own pace
+    assert pace["kind"] == "pace" and pace["waves_done"] == 0
     run_all(client)
     c = client.get(f"/campaigns/{cid}", headers=h).json()
     assert c["status"] == "completed" and c["stop_reason"] in (
@@ -234,7 +236,7 @@ def test_a_failing_iteration_pauses_the_campaign(client: TestClient, monkeypatch
     cid = _create(client, h)["id"]
     client.post(f"/campaigns/{cid}/start", headers=h)
 
-    def broken(self: Campaign) -> None:
+    def broken(self: Campaign, now: float | None = None) -> None:
         raise RuntimeError("policy exploded")
 
     with monkeypatch.context() as m:

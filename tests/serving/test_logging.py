@@ -44,7 +44,7 @@ def test_a_pause_after_an_error_is_logged(
     cid = client.post("/campaigns", json=SMALL, headers=h).json()["id"]
     client.post(f"/campaigns/{cid}/start", headers=h)
 
-    def broken(self: Campaign) -> None:
+    def broken(self: Campaign, now: float | None = None) -> None:
         raise RuntimeError("policy exploded")
 
     monkeypatch.setattr(Campaign, "tick", broken)

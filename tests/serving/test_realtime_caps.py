@@ -141,11 +141,11 @@ def test_an_iteration_racing_decide_calls_is_computed_again(client: TestClient, 
     owner = svc.authenticate(h["Authorization"].removeprefix("Bearer "))
     tick, racing = Campaign.tick, [range(0, 300, 2)]
 
-    def tick_with_a_race(self: Campaign) -> Any:
+    def tick_with_a_race(self: Campaign, now: float | None = None) -> Any:
         if racing:  # the first wave only: /decide calls arrive while it is being computed
             made = [svc.decide(owner, cid, c) for c in racing.pop()]
             assert sum(d.decision_id is not None for d in made) > 50
-        return tick(self)
+        return tick(self, now)
 
     monkeypatch.setattr(Campaign, "tick", tick_with_a_race)
     assert svc.run_iteration(cid) is False  # refused: it contacted customers /decide had just taken
