@@ -15,9 +15,9 @@ import numpy as np
 from sqlalchemy import func, insert, select, update
 
 from agent import Campaign, CampaignError, CampaignSpec
+from agent import CampaignUpdate as AgentUpdate
 from agent.audience import AudienceError, AudienceWorld
 from agent.catalogue import Catalogue as AgentCatalogue
-from agent import CampaignUpdate as AgentUpdate
 from serving.alert_hooks import resolve_alert_webhook
 from serving.catalogs import CatalogsMixin
 from serving.channels import ChannelsMixin

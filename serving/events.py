@@ -92,7 +92,7 @@ def insert_new_events(conn: Connection, rows: list[dict[str, Any]]) -> set[str]:
 class EventsMixin(ChannelsMixin):
     """Storing, settling and listing response events."""
 
-    def ingest_events(self, owner_id: int, cid: int, events: Sequence[EventIn]) -> EventsResult:  # noqa: C901
+    def ingest_events(self, owner_id: int, cid: int, events: Sequence[EventIn]) -> EventsResult:
         """Store a batch of events: duplicates (by event id) change nothing; unknown decisions are
         rejected item by item; a conversion of a real-time decision settles its hold now (each
         hold once, see :func:`serving.settlement.claim_hold`); events of runner decisions are

@@ -152,7 +152,7 @@ class AlertWebhook(ApiModel):
 
     url: Annotated[str, Field(max_length=2000, pattern=r"^https?://")]
     secret_ref: Annotated[str, Field(pattern=r"^[A-Za-z0-9_]{1,64}$")]
-    """The name of the signing secret in the server's configuration (``CAMPAIGN_OPT_WEBHOOK_SECRET_<REF>``)."""
+    """The signing secret's name in the server's configuration (``CAMPAIGN_OPT_WEBHOOK_SECRET_<REF>``)."""
 
 
 class CampaignCreate(ApiModel):

@@ -37,8 +37,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from agent import Campaign
-from agent.schedule import Clock, WallClock
 from agent.channels import Channel
+from agent.schedule import Clock, WallClock
 from serving.db import make_engine, migrate
 from serving.errors import BusyError, ConflictError, NotFoundError
 from serving.models import AuditRow, CampaignRow, CampaignState, LedgerRow, utcnow
