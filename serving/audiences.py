@@ -20,7 +20,6 @@ reachable, and not opted out).
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -37,7 +36,7 @@ from sqlalchemy import select
 from serving.audience_filters import evaluate_filter
 from serving.audience_import import Schema, decode_values
 from serving.errors import InvalidError, NotFoundError, ServiceError
-from serving.models import AudienceFilter, AudienceMember, AudienceOptOut, AudienceRow
+from serving.models import AudienceFilter, AudienceOptOut, AudienceRow
 
 __all__ = [
     "AudienceData",
@@ -137,41 +136,21 @@ def stored_schema(row: sqlalchemy.Row[Any]) -> Schema:
 
 
 def _members(conn: sqlalchemy.Connection, audience_id: int) -> tuple[pa.Array, pa.Array]:
-    """The members' ids and JSON values in import order, shape ``(n,)`` each."""
-    if conn.dialect.name == "postgresql":
-        import pyarrow.csv as pcsv
-
-        raw = conn.connection.driver_connection
-        buf = io.BytesIO()
-        with raw.cursor() as cur:  # type: ignore[union-attr]
-            sql = (
-                "COPY (SELECT customer_id, values_json FROM audience_members WHERE audience_id = "
-                f"{int(audience_id)} ORDER BY seq) TO STDOUT WITH (FORMAT csv)"
-            )
-            with cur.copy(sql) as copy:
-                for block in copy:
-                    buf.write(block)
-        if not buf.tell():
-            return pa.array([], pa.string()), pa.array([], pa.string())
-        buf.seek(0)
-        table = pcsv.read_csv(
-            buf,
-            read_options=pcsv.ReadOptions(column_names=["id", "values"], block_size=1 << 24),
-            convert_options=pcsv.ConvertOptions(
-                column_types={"id": pa.string(), "values": pa.string()},
-                strings_can_be_null=False,
-                quoted_strings_can_be_null=False,
-                null_values=[],
-            ),
-            parse_options=pcsv.ParseOptions(newlines_in_values=True),
-        )
-        return table.column("id").combine_chunks(), table.column("values").combine_chunks()
-    rows = conn.execute(
-        select(AudienceMember.customer_id, AudienceMember.values_json)
-        .where(AudienceMember.audience_id == audience_id)
-        .order_by(AudienceMember.seq)
-    ).all()
-    return pa.array([r[0] for r in rows], pa.string()), pa.array([r[1] for r in rows], pa.string())
+    """The members' ids and JSON values in import order, shape ``(n,)`` each (one query on the
+    driver's cursor: no per-row objects beyond the driver's tuples)."""
+    raw = conn.connection.driver_connection
+    mark = "%s" if conn.dialect.name == "postgresql" else "?"
+    sql = f"SELECT customer_id, values_json FROM audience_members WHERE audience_id = {mark} ORDER BY seq"
+    cur = raw.cursor()  # type: ignore[union-attr]
+    try:
+        cur.execute(sql, (audience_id,))
+        rows = cur.fetchall()
+    finally:
+        cur.close()
+    if not rows:
+        return pa.array([], pa.string()), pa.array([], pa.string())
+    ids, values = zip(*rows, strict=True)
+    return pa.array(ids, pa.string()), pa.array(values, pa.string())
 
 
 def _text_array(arr: pa.Array | pa.ChunkedArray) -> NDArray[np.str_]:
