@@ -241,7 +241,7 @@ def test_campaign_export_loads_with_the_campaigns_totals(tmp_path: Path) -> None
     assert load_outcomes(tmp_path / "log" / "decisions.parquet").arm.tolist() == t.arm.tolist()
     ab = ab_report(t, "channel")
     assert sum(g.n for g in ab.groups) == len(t)
-    with pytest.raises(ReportError, match="decisions.parquet"):
+    with pytest.raises(ReportError, match=r"decisions\.parquet"):
         load_outcomes(tmp_path)  # a folder without the two files is read as... nothing
     with pytest.raises(FileNotFoundError):
         load_outcomes(tmp_path / "none.csv")

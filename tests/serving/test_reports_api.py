@@ -40,7 +40,8 @@ def test_ab_report_of_a_campaign(client: TestClient) -> None:
     assert abs(sum(g["cost"] for g in groups) - rep["spend"]) < 1e-6
     assert sum(g["conversions"] for g in groups) <= rep["conversions"]
     comps = body["comparisons"]
-    assert {c["metric"] for c in comps} == {"conversion_rate", "revenue_per_customer", "net_value_per_customer"}
+    metrics = {"conversion_rate", "revenue_per_customer", "net_value_per_customer"}
+    assert {c["metric"] for c in comps} == metrics
     for c in comps:
         assert 0.0 <= c["p_value"] <= c["p_holm"] <= 1.0
         assert c["p_value"] <= c["p_bh"] <= c["p_holm"] + 1e-12
@@ -101,7 +102,7 @@ def test_reports_are_owner_scoped_and_refuse_bad_input(client: TestClient) -> No
     bobs = _ran(client, bob, policy="random")
     url = f"/campaigns/{done}/reports"
     assert client.get(f"{url}/ab", headers=bob).status_code == 404
-    assert client.get(f"/campaigns/999999/reports/ab", headers=alice).status_code == 404
+    assert client.get("/campaigns/999999/reports/ab", headers=alice).status_code == 404
     assert client.get(f"{url}/ab").status_code == 401
     assert client.get(f"{url}/rounds", params={"previous": bobs}, headers=alice).status_code == 404
     assert client.get(f"{url}/rounds", params={"previous": done}, headers=alice).status_code == 422
