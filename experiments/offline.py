@@ -51,11 +51,14 @@ from simulators.types import NO_CONTACT, ArmTable, EventKind, FloatArray, IntArr
 # -- the offline value policy -------------------------------------------------------------------
 
 
-def value_basis(features: NDArray[np.floating[Any]]) -> FloatArray:
+def value_basis(features: NDArray[np.floating[Any]], interactions: bool = True) -> FloatArray:
     """``(n, 1 + d + d (d + 1) / 2)``: intercept, features and their pairwise products (squares
-    included), the basis of :class:`OfflineValuePolicy`'s per-arm models."""
+    included), the basis of :class:`OfflineValuePolicy`'s per-arm models; ``(n, 1 + d)`` without
+    ``interactions``."""
     x = np.asarray(features, dtype=np.float64)
     n, d = x.shape
+    if not interactions:
+        return np.concatenate([np.ones((n, 1)), x], axis=1)
     iu, ju = np.triu_indices(d)
     return np.concatenate([np.ones((n, 1)), x, x[:, iu] * x[:, ju]], axis=1)
 
@@ -71,31 +74,44 @@ class OfflineValuePolicy(Policy):
         ridge: ridge penalty on the basis coefficients (the intercept is not penalized).
         margin: profit share of revenue when learning from campaign feedback (logs carry their
             own net value).
+        interactions: add the features' pairwise products to the basis (for few features and
+            many rows per arm, like Hillstrom's 11 and thousands; off for many arms).
         seed: the policy's seed.
     """
 
     name: ClassVar[str] = "offline_value"
 
     def __init__(
-        self, epsilon: float = 0.05, ridge: float = 10.0, margin: float = 0.35, seed: int | None = None
+        self,
+        epsilon: float = 0.05,
+        ridge: float = 10.0,
+        margin: float = 0.35,
+        interactions: bool = True,
+        seed: int | None = None,
     ):
         super().__init__(seed)
         if not 0.0 <= epsilon <= 1.0:
             raise ValueError(f"epsilon must be in [0, 1], got {epsilon}")
         if not (ridge > 0 and math.isfinite(ridge)):
             raise ValueError(f"ridge must be a positive finite number, got {ridge}")
-        self.epsilon, self.ridge, self.margin = epsilon, ridge, margin
+        self.epsilon, self.ridge, self.margin, self.interactions = epsilon, ridge, margin, interactions
         self.xtx: FloatArray | None = None  # (n_arms, p, p)
         self.xty: FloatArray | None = None  # (n_arms, p)
         self.weight: FloatArray | None = None  # (n_arms,)
         self._coef: FloatArray | None = None
 
     def config(self) -> dict[str, Any]:
-        return {"epsilon": self.epsilon, "ridge": self.ridge, "margin": self.margin, "seed": self.seed}
+        return {
+            "epsilon": self.epsilon,
+            "ridge": self.ridge,
+            "margin": self.margin,
+            "interactions": self.interactions,
+            "seed": self.seed,
+        }
 
     # learning
     def _ensure(self, n_arms: int, n_features: int) -> None:
-        p = value_basis(np.zeros((1, n_features))).shape[1]
+        p = value_basis(np.zeros((1, n_features)), self.interactions).shape[1]
         if self.xtx is None:
             self.xtx, self.xty, self.weight = (
                 np.zeros((n_arms, p, p)),
@@ -119,7 +135,7 @@ class OfflineValuePolicy(Policy):
         """Add observations: ``(n, d)`` features, ``(n,)`` arms, net values and weights."""
         self._ensure(n_arms, features.shape[1])
         assert self.xtx is not None and self.xty is not None and self.weight is not None
-        b = value_basis(features)
+        b = value_basis(features, self.interactions)
         for a in np.unique(arms):
             m = arms == a
             bw = b[m] * weights[m, None]
@@ -177,7 +193,7 @@ class OfflineValuePolicy(Policy):
 
     def values(self, features: NDArray[np.floating[Any]]) -> FloatArray:
         """``(n, n_arms)`` predicted net value of each arm."""
-        return np.asarray(value_basis(features) @ self.coefficients().T, dtype=np.float64)
+        return np.asarray(value_basis(features, self.interactions) @ self.coefficients().T, dtype=np.float64)
 
     def action_probabilities(self, ctx: DecisionContext) -> FloatArray:
         """``(n, n_arms)`` the policy's exact probabilities (see the class docstring)."""
@@ -303,20 +319,26 @@ def tune_ridge(
 ) -> dict[float, float]:
     """Pick the offline value policy's ridge penalty on the training rows alone: fit on a seeded
     half for each penalty, score the greedy policy by DR on the other half (a cross-fitted ridge
-    reward model), set the best penalty on ``policy``. Returns the DR score of each penalty."""
-    from experiments.ope import evaluate
+    reward model), and set on ``policy`` the largest penalty whose score is within one standard
+    error of the best (the one-standard-error rule: with noisy rewards the best score is partly
+    luck, and the largest penalty is the closest to one value per arm). Returns each penalty's score.
+    """
+    from experiments.ope import dr_terms
 
     inner, val = data.split(0.5, seed + 1)
     q = fit_reward_model(val, "ridge", 2, seed)
-    cfg = OPEConfig(estimators=("dr",), n_bootstrap=0, tau=math.inf, seed=seed)
     scores: dict[float, float] = {}
+    errors: dict[float, float] = {}
     for ridge in grid:
-        cand = OfflineValuePolicy(epsilon=policy.epsilon, ridge=ridge, margin=policy.margin).fit(inner)
+        cand = OfflineValuePolicy(policy.epsilon, ridge, policy.margin, policy.interactions).fit(inner)
         v = np.where(val.mask, cand.values(val.features), -np.inf)
         pi = np.zeros((len(val), val.n_arms))
         pi[np.arange(len(val)), v.argmax(axis=1)] = 1.0
-        scores[ridge] = evaluate(val, pi, cfg, q).get("dr").value
-    policy.ridge = max(scores, key=lambda r: scores[r])
+        terms = dr_terms(val, pi, q)
+        scores[ridge] = float(terms.mean())
+        errors[ridge] = float(terms.std(ddof=1) / math.sqrt(max(len(val), 1)))
+    best = max(scores, key=lambda r: scores[r])
+    policy.ridge = max(r for r in grid if scores[r] >= scores[best] - errors[best])
     policy._coef = None
     return scores
 

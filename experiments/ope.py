@@ -239,6 +239,11 @@ def _terms(
     return direct + correction, ones
 
 
+def dr_terms(data: LoggedData, pi: FloatArray, q: FloatArray) -> FloatArray:
+    """``(n,)`` per-row doubly robust terms (their mean is the DR estimate)."""
+    return _terms(data, pi, q, "dr", math.inf)[0]
+
+
 def choose_tau(data: LoggedData, pi: FloatArray, q: FloatArray | None) -> float:
     """Switch-DR's threshold with the smallest estimated MSE among the quantiles (50% to 100%) of
     the positive importance weights.
