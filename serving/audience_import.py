@@ -166,6 +166,8 @@ def read_table(data: bytes, fmt: str, max_rows: int) -> pa.Table:
             raise InvalidError(f"not a readable Parquet file ({_short(err)})", ["body"]) from None
     else:
         table = _read_csv(data)
+    if table.num_rows == 0:
+        raise InvalidError("the file has a header but no rows", ["body"])
     if table.num_rows > max_rows:
         raise InvalidError(
             f"the file has {table.num_rows:,} rows, more than the {max_rows:,} allowed", ["body"]
@@ -401,6 +403,9 @@ def validate(table: pa.Table, schema: Schema, report: Report) -> Checked:
     ids = table.column(schema.id_column).combine_chunks()
     idc = schema.id_column
     report.add_mask(_np_mask(pc.equal(ids, "")), idc, "the customer id is empty")
+    report.add_mask(
+        _np_mask(pc.match_substring_regex(ids, r"[\x00-\x1f\x7f]")), idc, "control characters are not allowed"
+    )
     report.add_mask(
         _np_mask(pc.greater(pc.utf8_length(ids), MAX_ID_CHARS)), idc, f"longer than {MAX_ID_CHARS} characters"
     )

@@ -105,7 +105,10 @@ class AudiencesMixin(Store):
         """One page of the customers a filter keeps (all without one), in import order."""
         with self._heavy_work(), self.engine.connect() as conn:
             total = int(audience_summary(conn, owner_id, audience_id)["rows"])
-            data = load_audience(conn, owner_id, audience_id, filter)
+            try:
+                data = load_audience(conn, owner_id, audience_id, filter)
+            except InvalidError as err:
+                raise InvalidError(err.message, ["query", "filter"]) from None
         page = slice(offset, offset + limit)
         members = []
         for i in range(*page.indices(len(data.ids))):

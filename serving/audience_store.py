@@ -307,6 +307,10 @@ def append_rows(
 ) -> dict[str, Any]:
     """Add or update (by id) JSON rows of an audience, checked like a file, in one transaction.
 
+    A customer already in the audience keeps the stored values of the columns its row leaves
+    out (``null`` clears a value); a new customer's left-out columns are missing (a consent left
+    out: no consent).
+
     Raises:
         NotFoundError: no such audience of this owner.
         ImportRejectedError: row errors (nothing stored).
@@ -315,8 +319,41 @@ def append_rows(
     with engine.begin() as conn:
         row = audience_row(conn, owner_id, audience_id)
         schema = stored_schema(row)
-        table = rows_table(rows, [schema.id_column, *schema.stored_columns()])
+        stored = _stored_values(
+            conn, audience_id, [r.get(schema.id_column) for r in rows if isinstance(r, dict)]
+        )
+        merged = [
+            {**stored.get(_id_text(r.get(schema.id_column)), {}), **r} if isinstance(r, dict) else r
+            for r in rows
+        ]
+        table = rows_table(merged, [schema.id_column, *schema.stored_columns()])
         return import_table(conn, owner_id, row.name, table, audience_id=audience_id)
+
+
+def _id_text(value: Any) -> str:
+    """A JSON row's customer id as the text it is stored as."""
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, int) and not isinstance(value, bool):
+        return repr(value)
+    return ""
+
+
+def _stored_values(
+    conn: sqlalchemy.Connection, audience_id: int, ids: list[Any]
+) -> dict[str, dict[str, Any]]:
+    """The stored values of the customers among ``ids`` that are in the audience."""
+    wanted = sorted({t for t in map(_id_text, ids) if t})
+    out: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(wanted), 500):
+        found = conn.execute(
+            select(AudienceMember.customer_id, AudienceMember.values_json).where(
+                AudienceMember.audience_id == audience_id,
+                AudienceMember.customer_id.in_(wanted[start : start + 500]),
+            )
+        ).all()
+        out.update((cid, json.loads(values)) for cid, values in found)
+    return out
 
 
 def list_audiences(conn: sqlalchemy.Connection, owner_id: int) -> list[dict[str, Any]]:

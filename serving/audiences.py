@@ -204,7 +204,13 @@ def load_audience(
     ids = _text_array(ids_arr)
     keep: NDArray[np.bool_] | None = None
     if filter is not None:
-        keep = evaluate_filter(filter_expression(conn, audience_id, filter), columns, dict(schema.columns))
+        expression = filter_expression(conn, audience_id, filter)
+        try:
+            keep = evaluate_filter(expression, columns, dict(schema.columns))
+        except InvalidError as err:
+            plain = expression == filter and filter.isidentifier() and filter not in schema.columns
+            note = f"no saved filter {filter!r}, and as an expression: " if plain else ""
+            raise InvalidError(note + err.message, ["filter"]) from None
         ids = ids[keep]
         columns = {k: v[keep] for k, v in columns.items()}
     flags: dict[str, NDArray[np.bool_]] = {}

@@ -50,6 +50,7 @@ AudiencePath = Annotated[int, PathParam(ge=1, le=INT32_MAX, description="The aud
 _TEXT = {
     401: "no valid API key",
     404: "no such audience of this owner",
+    409: "another request is importing an audience of that name at the same moment",
     413: "the upload is larger than the server accepts",
     422: "an invalid field (``detail[].loc`` names it); for row errors also ``errors`` and ``error_count``",
     429: "rate limit reached (see ``Retry-After``)",
@@ -74,7 +75,7 @@ _UPLOAD_BODY = {
 }
 _IMPORT_RESPONSES = {
     200: {"model": ImportReport, "description": "an existing audience updated"},
-    **_errors(401, 413, 422, 429, 503),
+    **_errors(401, 409, 413, 422, 429, 503),
 }
 _CSV_TYPES = ("text/csv", "text/plain", "application/csv")
 _PARQUET_TYPES = ("application/vnd.apache.parquet", "application/x-parquet", "application/parquet")

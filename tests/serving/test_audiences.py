@@ -194,6 +194,10 @@ def test_many_errors_are_capped_with_a_total(client: TestClient) -> None:
         ({"name": "x", "schema": '{"columns": {"id": "text"}}'}, b"id\n1\n", "text/csv", "schema"),
         ({"name": "x", "schema": '{"consent": {"email": "nope"}}'}, b"id\n1\n", "text/csv", "schema"),
         ({"name": "  "}, b"id\n1\n", "text/csv", "name"),
+        ({"name": "x"}, b"id,a\n", "text/csv", "body"),
+        ({"name": "x"}, b"id,a\n1,2\n3,4,5\n", "text/csv", "body"),
+        ({"name": "x"}, b'id,a\n"a\x01b",2\n', "text/csv", "id"),
+        ({"name": "x"}, b'id,a\n1,"x\x00y"\n', "text/csv", "a"),
     ],
 )
 def test_bad_uploads_are_422_naming_the_field(
@@ -286,7 +290,12 @@ def test_json_rows_append_and_update(client: TestClient) -> None:
     with _engine(client).connect() as conn:
         data = load_audience(conn, _owner(client, h), aid)
     assert list(data.ids) == ["c1", "c2", "c3", "00c4", "c5"]
+    # c1 updated: recency changed, history cleared (null), the columns it left out kept
     assert data.columns["recency"][0] == 2.5 and np.isnan(data.columns["history"][0])
+    assert data.columns["zip_code"][0] == "Urban" and data.columns["newbie"][0] == 1
+    assert data.consent["email"][0] and not data.consent["sms"][0]
+    # c5 is new: what it left out is missing (no reachability column value: reachable)
+    assert np.isnan(data.columns["history"][4]) and data.columns["zip_code"][4] == "Rural"
     assert data.consent["email"][4] and not data.consent["sms"][4]
     bad = client.post(
         f"/audiences/{aid}/rows", json={"rows": [{"customer_id": "c6", "colour": "red"}]}, headers=h
@@ -422,6 +431,9 @@ def test_saved_filters_segments_and_members(client: TestClient) -> None:
         ]
         with pytest.raises(InvalidError):
             load_audience(conn, oid, aid, "nope > 1")
+        with pytest.raises(InvalidError, match="no saved filter 'recnt'"):
+            load_audience(conn, oid, aid, "recnt")
+        assert len(load_audience(conn, oid, aid, "recency").ids) == 3  # a column alone: an expression
         with pytest.raises(NotFoundError):
             load_audience(conn, oid + 1000, aid)
     seg = client.get(f"/audiences/{aid}/segments/zip_code", headers=h).json()
