@@ -277,7 +277,7 @@ def _present(values: NDArray[Any], kind: str) -> NDArray[np.bool_]:
 
 
 def evaluate_filter(
-    expression: str, columns: dict[str, NDArray[Any]], column_types: dict[str, str]
+    expression: str, columns: dict[str, NDArray[Any]], column_types: dict[str, str], n: int | None = None
 ) -> NDArray[np.bool_]:
     """Where ``expression`` holds, over an audience's feature columns.
 
@@ -286,6 +286,7 @@ def evaluate_filter(
         columns: column name -> shape ``(n,)`` array: float64 with NaN for missing (numeric),
             or a numpy ``U`` array with ``""`` for missing (categorical).
         column_types: column name -> ``"numeric"`` or ``"categorical"``.
+        n: the number of rows (default: the columns' length; needed when there are none).
 
     Returns:
         A boolean array of shape ``(n,)``.
@@ -295,7 +296,8 @@ def evaluate_filter(
             comparison of a column with a value of the other type (the message names it).
     """
     tree = parse_filter(expression)
-    n = len(next(iter(columns.values()))) if columns else 0
+    if n is None:
+        n = len(next(iter(columns.values()))) if columns else 0
     result = _Evaluator(columns, column_types, n).truthy(tree.body)
     return np.array(np.broadcast_to(result, (n,)), dtype=bool)
 

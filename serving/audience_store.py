@@ -67,11 +67,19 @@ def _base_for(old: Schema, names: list[str], declared: Schema | None) -> Schema:
     )
     if declared is not None:
         for c, t in declared.columns.items():
+            if old.columns.get(c, t) != t:
+                msg = f"column {c!r} is {old.columns[c]} in the audience; its type cannot change"
+                raise InvalidError(msg, ["schema", "columns", c])
             base.columns.setdefault(c, t)
-        for ch, c in declared.consent.items():
-            base.consent.setdefault(ch, c)
-        for ch, c in declared.reachable.items():
-            base.reachable.setdefault(ch, c)
+        for part, new_part, key in (
+            (old.consent, declared.consent, "consent"),
+            (old.reachable, declared.reachable, "reachable"),
+        ):
+            for ch, c in new_part.items():
+                if part.get(ch, c) != c:
+                    msg = f"channel {ch!r} has {key} column {part[ch]!r} in the audience, not {c!r}"
+                    raise InvalidError(msg, ["schema", key, ch])
+                getattr(base, key).setdefault(ch, c)
     return base
 
 
@@ -459,7 +467,7 @@ def save_filter(
             )
     with engine.connect() as conn:
         data = load_audience(conn, owner_id, audience_id)
-    matches = int(evaluate_filter(expression, data.columns, data.column_types).sum())
+    matches = int(evaluate_filter(expression, data.columns, data.column_types, len(data.ids)).sum())
     return {"name": name, "expression": expression, "matches": matches}
 
 
@@ -481,7 +489,9 @@ def list_filters(conn: sqlalchemy.Connection, owner_id: int, audience_id: int) -
             item: dict[str, Any] = {
                 "name": name,
                 "expression": expression,
-                "matches": int(evaluate_filter(expression, data.columns, data.column_types).sum()),
+                "matches": int(
+                    evaluate_filter(expression, data.columns, data.column_types, len(data.ids)).sum()
+                ),
             }
         except InvalidError as err:
             item = {"name": name, "expression": expression, "matches": None, "error": err.message}

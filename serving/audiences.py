@@ -206,7 +206,7 @@ def load_audience(
     if filter is not None:
         expression = filter_expression(conn, audience_id, filter)
         try:
-            keep = evaluate_filter(expression, columns, dict(schema.columns))
+            keep = evaluate_filter(expression, columns, dict(schema.columns), len(ids))
         except InvalidError as err:
             plain = expression == filter and filter.isidentifier() and filter not in schema.columns
             note = f"no saved filter {filter!r}, and as an expression: " if plain else ""

@@ -272,6 +272,11 @@ def test_reimport_updates_by_id_and_keeps_opt_outs(client: TestClient) -> None:
     # a numeric column stays numeric: text in it is a row error on re-import
     r = _csv_upload(client, h, "customer_id,recency\nc1,soon\n")
     assert r.status_code == 422 and r.json()["errors"][0]["column"] == "recency"
+    # nor can a declared type
+    r = _csv_upload(
+        client, h, "customer_id,recency\nc1,1\n", schema=json.dumps({"columns": {"recency": "categorical"}})
+    )
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "schema", "columns", "recency"]
     # the id column cannot change
     r = _csv_upload(client, h, "customer_id,recency\nc1,1\n", id_column="recency")
     assert r.status_code == 422
@@ -474,6 +479,18 @@ def test_owner_isolation(client: TestClient) -> None:
     assert r.status_code == 201 and r.json()["audience"]["id"] != aid
     assert client.get("/audiences").status_code == 401
     assert client.post("/audiences", params={"name": "x"}, content=b"id\n1\n").status_code == 401
+
+
+def test_an_audience_without_feature_columns(client: TestClient) -> None:
+    h = auth(client)
+    aid = _csv_upload(client, h, "id,consent_email\na,1\nb,0\n").json()["audience"]["id"]
+    with _engine(client).connect() as conn:
+        data = load_audience(conn, _owner(client, h), aid, "True")
+    assert (
+        list(data.ids) == ["a", "b"] and data.columns == {} and list(data.consent["email"]) == [True, False]
+    )
+    r = client.post(f"/audiences/{aid}/filters", json={"name": "all", "expression": "True"}, headers=h)
+    assert r.status_code == 200 and r.json()["matches"] == 2
 
 
 def test_import_file_without_http(client: TestClient, tmp_path: Path) -> None:
