@@ -115,8 +115,10 @@ def parse_filter(expression: str) -> ast.Expression:
         tree = ast.parse(expression.strip(), mode="eval")
     except SyntaxError as err:
         raise _refuse(f"the filter expression is not valid syntax ({err.msg}, column {err.offset})") from None
-    except (RecursionError, MemoryError, ValueError):
+    except (RecursionError, MemoryError):
         raise _refuse("the filter expression is nested too deeply") from None
+    except ValueError as err:  # e.g. an integer literal of thousands of digits
+        raise _refuse(f"the filter expression cannot be read ({str(err)[:100]})") from None
     nodes = list(ast.walk(tree))
     if len(nodes) > MAX_NODES:
         raise _refuse(f"the filter expression has more than {MAX_NODES} parts")
@@ -195,9 +197,13 @@ class _Evaluator:
         if isinstance(node, ast.Constant):
             v = node.value
             if isinstance(v, bool | int | float):
-                if not math.isfinite(float(v)):
-                    raise _refuse(f"the number {v!r} is not finite")
-                return float(v)
+                try:
+                    x = float(v)
+                except OverflowError:
+                    x = math.inf
+                if not math.isfinite(x):
+                    raise _refuse("a number in the filter is too large (not finite as a float)")
+                return x
             return v
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
             v = self.constant(node.operand)

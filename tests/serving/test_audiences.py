@@ -14,6 +14,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from serving.audiences import (
@@ -395,6 +397,60 @@ def test_filter_errors_name_the_problem(expression: str, words: str | None) -> N
     with pytest.raises(InvalidError) as err:
         evaluate_filter(expression, COLUMNS, TYPES)
     assert words in err.value.message, err.value.message
+
+
+TOKENS = [
+    *COLUMNS,
+    "and",
+    "or",
+    "not",
+    "in",
+    "not in",
+    "==",
+    "!=",
+    "<",
+    "<=",
+    ">",
+    ">=",
+    "(",
+    ")",
+    "[",
+    "]",
+    ",",
+    "1",
+    "-2.5",
+    "1e999",
+    "9" * 400,
+    "'Web'",
+    '"x"',
+    "True",
+    "False",
+    "None",
+    "+",
+    "*",
+    ".",
+    "__class__",
+    "lambda",
+    ":",
+    "if",
+    "else",
+    "is",
+    "~",
+    "x",
+    "f'{1}'",
+    "...",
+]
+
+
+@settings(max_examples=400, deadline=None, derandomize=True, database=None)
+@given(st.lists(st.sampled_from(TOKENS), min_size=1, max_size=12) | st.text(max_size=60).map(lambda t: [t]))
+def test_any_filter_text_is_a_mask_or_an_invalid_error(tokens: list[str]) -> None:
+    try:
+        mask = evaluate_filter(" ".join(tokens), COLUMNS, TYPES)
+    except InvalidError as err:
+        assert err.message and err.field == ["expression"]
+    else:
+        assert mask.dtype == bool and mask.shape == (4,)
 
 
 def test_filter_nesting_is_bounded() -> None:
