@@ -50,7 +50,9 @@ def test_offline_value_policy_probabilities_save_and_update(sim: Simulator, tmp_
     online = OfflineValuePolicy(epsilon=0.1, ridge=10.0, margin=sim.margin)
     ids = np.arange(len(data), dtype=np.int64)
     sent = np.where(data.action != 0, ids, -1)
-    online.update(Feedback(ctx, Decisions(data.action, data.pscore), sent, feedback_events(data, ids, ids, 0)))
+    online.update(
+        Feedback(ctx, Decisions(data.action, data.pscore), sent, feedback_events(data, ids, ids, 0))
+    )
     assert np.allclose(online.coefficients(), pol.coefficients())
 
 
@@ -58,7 +60,9 @@ def test_a_catalogue_learner_fits_by_replay(sim: Simulator) -> None:
     """epsilon_greedy learns the arm with the best logged conversion rate per contact from the log."""
     log = simulate_log(sim, 1)
     data = log.data
-    pol = fit_by_replay(make_policy("epsilon_greedy:epsilon=0.0", sim, seed=0), data, sim.arms, batch_size=2000)
+    pol = fit_by_replay(
+        make_policy("epsilon_greedy:epsilon=0.0", sim, seed=0), data, sim.arms, batch_size=2000
+    )
     rates = [data.conversion[data.action == a].mean() for a in (1, 2)]
     arms = pol.act(context_for(data, sim.arms)).arms
     assert np.all(arms == 1 + int(np.argmax(rates)))
@@ -68,8 +72,15 @@ def test_train_from_log_on_a_simulated_log(sim: Simulator) -> None:
     """The learned policy is close to the best fixed arm in truth (the hillstrom world has little
     heterogeneity) and far above no contact; its DR interval covers its true value."""
     log = simulate_log(sim, 2)
-    run = train_from_log(log.data, OfflineValuePolicy(margin=sim.margin, seed=0), sim.arms, 0.5, seed=3, config=FAST)
-    assert set(run.results) == {"offline_value", "no_contact", "always email/mens/none", "always email/womens/none"}
+    run = train_from_log(
+        log.data, OfflineValuePolicy(margin=sim.margin, seed=0), sim.arms, 0.5, seed=3, config=FAST
+    )
+    assert set(run.results) == {
+        "offline_value",
+        "no_contact",
+        "always email/mens/none",
+        "always email/womens/none",
+    }
     assert run.method == "exact" and run.train_rows + run.holdout_rows == len(log.data)
     held = run.holdout
     rows = np.isin(np.arange(len(log.data)), held.customer)
@@ -119,8 +130,10 @@ def test_hillstrom_learned_policy_beats_no_email() -> None:
     is positive)."""
     data = load_external(HILLSTROM, read_mapping("hillstrom"))
     sub = data.select(np.sort(np.random.default_rng(0).choice(len(data), 24_000, replace=False)))
-    simw, arms = world_for(sub)
-    run = train_from_log(sub, OfflineValuePolicy(seed=0), arms, 0.5, seed=0, config=OPEConfig(n_bootstrap=300))
+    _, arms = world_for(sub)
+    run = train_from_log(
+        sub, OfflineValuePolicy(seed=0), arms, 0.5, seed=0, config=OPEConfig(n_bootstrap=300)
+    )
     none = run.results["no_contact"].get("dr")
     learned = run.learned.get("dr")
     assert learned.low > none.value, (learned, none)
