@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from cli.common import MAX_SEED, fail, load_scenario_option, print_json
+from cli.common import MAX_DOLLARS, MAX_SEED, Number, fail, load_scenario_option, print_json
 from cli.common import stderr as console
 
 if TYPE_CHECKING:
@@ -132,6 +132,13 @@ def evaluate(
             "--replay", help="Also replay the policy (Li et al.), learning as it goes; uniform logs only."
         ),
     ] = False,
+    budget: Annotated[
+        float | None,
+        typer.Option(
+            help="--replay: dollars the policy may spend over the whole log (budgeted policies pace to it).",
+            parser=Number(0, MAX_DOLLARS, above=True),
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Estimate a policy's net value per logged decision (revenue * margin - cost) off-policy."""
@@ -172,7 +179,8 @@ def evaluate(
             raise fail(
                 "--replay: the log is not uniformly randomized (pscore = 1 / allowed arms): replay is biased"
             )
-        out["replay"] = replay(target_policy(policy, sim, seed), data, arms, level=level).to_dict()
+        rp = replay(target_policy(policy, sim, seed), data, arms, budget=budget, level=level)
+        out["replay"] = {**rp.to_dict(), "budget": budget}
     if as_json:
         print_json(out)
         return

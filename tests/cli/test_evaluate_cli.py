@@ -177,3 +177,16 @@ def test_train_from_log_bad_input(experiment: tuple[Path, Path, float], tmp_path
         assert res.exit_code == 2, res.output
         error = " ".join(res.output.split()).lower().split("error:", 1)
         assert len(error) == 2 and option in error[1], res.output
+
+
+def test_replay_a_budgeted_learner(experiment: tuple[Path, Path, float]) -> None:
+    """A budgeted learner replays with and without a budget (it sees what is left of it)."""
+    csv, mapping, _ = experiment
+    base = ["evaluate", "--log", str(csv), "--mapping", str(mapping), "--policy", "budgeted_ts",
+            "--estimators", "ips", "--bootstrap", "10", "--replay", "--json"]  # fmt: skip
+    tight = _json([*base, "--budget", "0.3"])["replay"]
+    loose = _json(base)["replay"]
+    assert tight["budget"] == 0.3 and loose["budget"] is None
+    assert tight["matched"] > 0 and loose["matched"] > 0
+    res = runner.invoke(app, [*base, "--budget", "-1"])
+    assert res.exit_code == 2 and "--budget" in res.output
