@@ -60,7 +60,9 @@ class LogMapping(BaseModel):
         default_channel: the channel of a single arm column's values not listed in ``arms``.
         visit, conversion, spend: outcome columns (0/1, 0/1, dollars); ``visit`` may be a click
             column, ``visit`` and ``spend`` may be ``None``.
-        segment: lifecycle column (one scenario segment per value); ``segment_values`` names them.
+        segment: lifecycle column (one scenario segment per value); ``segment_values`` names them
+            (the default names, Hillstrom's ``new`` and ``returning``, apply to the default column
+            only).
         recency: months since the last purchase (whole months, 1..36).
         monetary: dollars spent in the last year.
         monetary_bands: upper edges of the monetary bands of the fit cells (default: equal-count
@@ -438,7 +440,10 @@ def features_of(
     if seg_col is None:
         segment, segments = np.zeros(n, np.int64), ("all",)
     else:
-        segment, segments = _codes(seg_col, mapping.segment_values, mapping.segment or "")
+        # Hillstrom's names of its newbie flag apply to its column only, unless given
+        explicit = "segment" in mapping.model_fields_set and "segment_values" not in mapping.model_fields_set
+        known = {} if explicit else mapping.segment_values
+        segment, segments = _codes(seg_col, known, mapping.segment or "")
     rec_col = _column(cols, mapping, "recency", source)
     recency = None
     if rec_col is not None:
@@ -534,6 +539,8 @@ def _arms(
         label_of[""] = "no_contact"
         no_contact = {""}
     arm_names: list[str] = list(dict.fromkeys(scen.values()))
+    if mapping.arm is None or mapping.arm not in cols:
+        arm_names.sort()  # channel/content/offer columns: arms in name order
     code_of = {v: 0 for v in no_contact}
     code_of.update({v: 1 + arm_names.index(s) for v, s in scen.items()})
     labels = ["no_contact"] + [""] * len(arm_names)
