@@ -459,13 +459,19 @@ def validate(table: pa.Table, schema: Schema, report: Report) -> Checked:
                 "true": int(pc.sum(truth).as_py() or 0),
             }
         types[name] = info
-        pieces.append(pc.binary_join_element_wise(pa.scalar(key), text, "", null_handling="emit_null"))
+        # '"name":value,' or '' for a missing value (no null_handling="skip": pyarrow 25 returns
+        # an empty array for it when every value of a column is null).
+        piece = pc.binary_join_element_wise(pa.scalar(key), text, pa.scalar(","), "")
+        pieces.append(pc.fill_null(piece, ""))
     if pieces:
-        body = pc.binary_join_element_wise(*pieces, ",", null_handling="skip")
-        body = pc.fill_null(body, "")
+        # A value never ends with a comma (numbers, true/false, quoted strings): only the last
+        # separator is trimmed.
+        body = pc.utf8_rtrim(pc.binary_join_element_wise(*pieces, ""), characters=",")
         values = pc.binary_join_element_wise(pa.scalar("{"), body, pa.scalar("}"), "")
     else:
         values = pa.array(["{}"] * n, pa.string())
+    if len(values) != n:
+        raise AssertionError(f"encoded {len(values)} rows of {n}")
     return Checked(ids=ids, values=values, types=types)
 
 

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
@@ -547,6 +547,88 @@ def test_an_audience_without_feature_columns(client: TestClient) -> None:
     )
     r = client.post(f"/audiences/{aid}/filters", json={"name": "all", "expression": "True"}, headers=h)
     assert r.status_code == 200 and r.json()["matches"] == 2
+
+
+CELLS = [
+    "",
+    "1",
+    "-2.5",
+    "1e999",
+    "nan",
+    "x",
+    "yes",
+    "NO",
+    '"a,b"',
+    '"q""q"',
+    " 7 ",
+    "\t",
+    "\u00e9",
+    "\\",
+    "0x1",
+]
+HEADERS = ["consent_email", "email_reachable", "recency", "zip", "a b", "1x", "id"]
+IDS = ["1", "2", "3", "", "1 ", '"4"', "\u00e9"]
+
+
+@settings(
+    max_examples=200, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck)
+)
+@given(data=st.data(), fmt=st.sampled_from(["csv", "csv", "parquet"]), raw=st.binary(max_size=30))
+def test_any_upload_is_stored_or_refused_with_a_reason(
+    fuzz_engine: Any, data: Any, fmt: str, raw: bytes
+) -> None:
+    from serving.audience_store import import_bytes
+
+    header = ["id", *data.draw(st.lists(st.sampled_from(HEADERS), max_size=4, unique=True))]
+    width = st.just(len(header)) | st.integers(0, len(header) + 1)
+    rows = data.draw(
+        st.lists(
+            st.tuples(
+                st.sampled_from(IDS),
+                width.flatmap(lambda w: st.lists(st.sampled_from(CELLS), min_size=w, max_size=w)),
+            ),
+            max_size=4,
+        )
+    )
+    lines = [",".join(header)] + [
+        ",".join([i, *cells[: len(header) - 1]] if cells else [i]) for i, cells in rows
+    ]
+    body = ("\n".join(lines) + "\n").encode()
+    if fmt == "parquet":
+        import pyarrow.csv as pcsv
+
+        try:
+            table = pcsv.read_csv(io.BytesIO(body))
+        except pa.ArrowException:
+            table = pa.table({"id": ["1"]})
+        buf = io.BytesIO()
+        pq.write_table(table, buf)
+        body = buf.getvalue()
+    name = data.draw(st.sampled_from(["a", "b"]))  # imports again under the same name too
+    for blob in (body, raw, body + raw):
+        try:
+            import_bytes(fuzz_engine, 1, blob, fmt, name)
+            fuzz_engine.imported += 1
+        except InvalidError as err:
+            assert err.message and err.field
+    with fuzz_engine.connect() as conn:
+        stored = conn.execute(select(func.count()).select_from(AudienceMember)).scalar_one()
+        counted = conn.execute(select(AudienceRow.rows)).scalars().all()
+    assert stored == sum(counted)  # nothing half-imported
+
+
+@pytest.fixture(scope="module")
+def fuzz_engine(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    from serving.audience_store import owner_id_by_name
+    from serving.db import make_engine, migrate
+
+    engine = make_engine(f"sqlite:///{tmp_path_factory.mktemp('fuzz') / 'db.sqlite'}")
+    migrate(engine)
+    assert owner_id_by_name(engine, "fuzzer") == 1
+    engine.imported = 0  # type: ignore[attr-defined]
+    yield engine
+    assert engine.imported > 20, engine.imported  # type: ignore[attr-defined]  # the fuzzing reached the store
+    engine.dispose()
 
 
 def test_import_file_without_http(client: TestClient, tmp_path: Path) -> None:
