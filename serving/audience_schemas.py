@@ -20,7 +20,7 @@ MAX_OPT_OUT_IDS = 100_000
 """Most customer ids one ``POST /audiences/{id}/opt-outs`` may carry."""
 
 CustomerIdText = Annotated[str, Field(min_length=1, max_length=200)]
-Value = Annotated[str, Field(max_length=10_000)] | float | bool | None
+Value = Annotated[str, Field(max_length=10_000)] | bool | int | float | None
 
 
 class RowsIn(ApiModel):

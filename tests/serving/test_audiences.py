@@ -304,6 +304,13 @@ def test_json_rows_append_and_update(client: TestClient) -> None:
     # c5 is new: what it left out is missing (no reachability column value: reachable)
     assert np.isnan(data.columns["history"][4]) and data.columns["zip_code"][4] == "Rural"
     assert data.consent["email"][4] and not data.consent["sms"][4]
+    r = client.post(
+        f"/audiences/{aid}/rows", json={"rows": [{"customer_id": 7, "zip_code": 10001}]}, headers=h
+    )
+    assert r.status_code == 200 and r.json()["inserted"] == 1
+    with _engine(client).connect() as conn:
+        data = load_audience(conn, _owner(client, h), aid)
+    assert data.ids[-1] == "7" and data.columns["zip_code"][-1] == "10001"  # integers as written
     bad = client.post(
         f"/audiences/{aid}/rows", json={"rows": [{"customer_id": "c6", "colour": "red"}]}, headers=h
     )
@@ -321,7 +328,7 @@ def test_json_rows_append_and_update(client: TestClient) -> None:
         client.post("/audiences/999/rows", json={"rows": [{"customer_id": "x"}]}, headers=h).status_code
         == 404
     )
-    assert client.get(f"/audiences/{aid}", headers=h).json()["rows"] == 5
+    assert client.get(f"/audiences/{aid}", headers=h).json()["rows"] == 6
 
 
 COLUMNS = {
