@@ -608,8 +608,9 @@ def replay(
     Rows stream in logged order: one batch per logged iteration, else batches of ``batch_size``.
     The policy acts on every row of a batch; rows where it picks the logged arm are kept and, with
     ``learn``, fed back through ``update`` (context, decisions and events of the kept rows only).
-    With a ``budget`` (dollars for the whole log), the policy sees what is left of it; kept rows
-    spend ``n_arms`` times their cost, since a uniform log keeps one row in ``n_arms``.
+    With a ``budget`` (dollars for the whole log), the policy sees what is left of it; a kept row
+    spends its cost over its pscore (a uniform log keeps one row in ``1 / pscore``, so the kept
+    rows stand for the whole stream). The policy learns in place.
 
     Raises:
         ValueError: the log is not uniformly randomized (replay would be biased).
@@ -628,13 +629,13 @@ def replay(
     history = []
     spent, next_id = 0.0, 0
     for j, (t, rows) in enumerate(batches):
-        left = math.inf if budget is None else max(budget - spent, 0.0)
-        ctx = context_for(data, arms, rows, t, len(batches) - j, 1e12 if budget is None else left)
+        left = 1e12 if budget is None else max(budget - spent, 0.0)
+        ctx = context_for(data, arms, rows, t, len(batches) - j, left)
         dec = pol.act(ctx)
         keep = np.flatnonzero(np.asarray(dec.arms, np.int64) == data.action[rows])
         krows = rows[keep]
         kept_reward.append(data.reward[krows])
-        spent += data.n_arms * float(data.cost[krows].sum())
+        spent += float(np.sum(data.cost[krows] / data.pscore[krows]))
         history.append((t, int(keep.size), float(data.reward[krows].sum())))
         if learn and keep.size:
             ids = np.arange(next_id, next_id + keep.size, dtype=np.int64)
