@@ -177,8 +177,13 @@ def scenario_fit(
         list[str] | None, typer.Option(help="NAME=COLUMN, a categorical feature column (repeat).")
     ] = None,
     rounds: Annotated[
-        int, typer.Option(help="Fits, each from the last optimum, at most.", min=1, max=10)
-    ] = 3,
+        int,
+        typer.Option(
+            help="Fits, each from the last optimum, until chi2 moves by less than 1% (at most this many).",
+            min=1,
+            max=10,
+        ),
+    ] = 1,
     max_nfev: Annotated[int, typer.Option(help="Optimizer iterations per round.", min=1, max=1000)] = 60,
     customers: Annotated[
         int, typer.Option(help="Simulated customers the fit averages over.", min=500, max=1_000_000)

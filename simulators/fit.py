@@ -33,8 +33,10 @@ skeleton's values. The model values are the simulator's exact expectations
 (:meth:`Simulator.expected`) on a drawn population, averaged over the uplift types with the mix
 weights (one population per type, same seed, so the objective is smooth): the fit uses the
 simulator's own code, not a copy of its formulas. The fitted numbers are rounded to three
-significant digits. :func:`fit_log_file` repeats the fit from its own optimum until the weighted
-residual sum of squares stops moving (``rounds``).
+significant digits. :func:`fit_log_file` can repeat the fit from its own optimum until the
+weighted residual sum of squares stops moving (``rounds``; one round from the priors already
+puts every row of the Hillstrom report within tolerance). On the Hillstrom file (64,000 rows,
+32,000 simulated customers, 41 parameters, 60 iterations) a round takes about five CPU minutes.
 
 How the result is checked (:func:`simulators.fit_report.fit_report`): each arm sent to every
 customer of fresh simulated populations, sampled events, beside the log for every report group
@@ -336,7 +338,7 @@ def fit_log_file(
     *,
     audience: str | Path | None = None,
     start: dict[str, Any] | None = None,
-    rounds: int = 3,
+    rounds: int = 1,
     max_nfev: int = 60,
     n_customers: int = 32_000,
     seeds: Sequence[int] = (0, 1, 2),
@@ -393,7 +395,7 @@ def fit_log_file(
     final = fitted
     if audience is not None:
         aud_cols = read_columns(audience)
-        aud = features_of(aud_cols, mapping, str(audience), notes)
+        aud = features_of(aud_cols, mapping, str(audience), notes, strict=False)
         aud = Features(
             segment=aud.segment,
             segments=aud.segments,

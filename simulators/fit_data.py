@@ -412,30 +412,44 @@ def _codes(col: list[str], known: dict[str, str], prefix: str) -> tuple[IntArray
     return np.array([index[nm] for nm in names], np.int64), tuple(order)
 
 
-def _column(cols: dict[str, list[str]], mapping: LogMapping, key: str, source: str) -> list[str] | None:
-    """The column an option names; ``None`` when defaulted and absent, :class:`LogError` when
-    named explicitly and absent."""
+def _column(
+    cols: dict[str, list[str]], mapping: LogMapping, key: str, source: str, strict: bool = True
+) -> list[str] | None:
+    """The column an option names; ``None`` when defaulted (or not ``strict``) and absent,
+    :class:`LogError` when named explicitly and absent."""
     name = getattr(mapping, key)
     if name is None:
         return None
     if name in cols:
         return cols[name]
-    if key in mapping.model_fields_set:
+    if strict and key in mapping.model_fields_set:
         raise LogError(f"{source}: no column {name!r} (given as {key}); columns: {sorted(cols)}")
     return None
 
 
 def features_of(
-    cols: dict[str, list[str]], mapping: LogMapping, source: str, notes: list[str] | None = None
+    cols: dict[str, list[str]],
+    mapping: LogMapping,
+    source: str,
+    notes: list[str] | None = None,
+    *,
+    strict: bool = True,
 ) -> Features:
     """The mapped features of a table's rows (a log's or an audience's).
 
+    Args:
+        cols: the table's columns as text.
+        mapping: which column holds what.
+        source: the file, for messages.
+        notes: a list the notes on the reading are appended to.
+        strict: a column named explicitly must exist (an audience may lack any feature).
+
     Raises:
-        LogError: a column named explicitly is missing, or holds a bad value.
+        LogError: a column named explicitly is missing (``strict``), or holds a bad value.
     """
     notes = notes if notes is not None else []
     n = len(next(iter(cols.values())))
-    seg_col = _column(cols, mapping, "segment", source)
+    seg_col = _column(cols, mapping, "segment", source, strict)
     segments: tuple[str, ...]
     if seg_col is None:
         segment, segments = np.zeros(n, np.int64), ("all",)
@@ -444,14 +458,14 @@ def features_of(
         explicit = "segment" in mapping.model_fields_set and "segment_values" not in mapping.model_fields_set
         known = {} if explicit else mapping.segment_values
         segment, segments = _codes(seg_col, known, mapping.segment or "")
-    rec_col = _column(cols, mapping, "recency", source)
+    rec_col = _column(cols, mapping, "recency", source, strict)
     recency = None
     if rec_col is not None:
         r = np.rint(_numbers(rec_col, mapping.recency or "", source))
         if np.any((r < 1) | (r > MAX_RECENCY)):
             notes.append(f"recency clipped to 1..{MAX_RECENCY} months")
         recency = np.clip(r, 1, MAX_RECENCY).astype(np.int64)
-    mon_col = _column(cols, mapping, "monetary", source)
+    mon_col = _column(cols, mapping, "monetary", source, strict)
     monetary = None
     bands: tuple[float, ...] = ()
     if mon_col is not None:
@@ -467,7 +481,7 @@ def features_of(
         if cname in cols:
             line_names.append(line)
             line_cols.append(_flags(cols[cname], cname, source))
-        elif "product_lines" in mapping.model_fields_set:
+        elif strict and "product_lines" in mapping.model_fields_set:
             raise LogError(f"{source}: no column {cname!r} (product line {line!r}); columns: {sorted(cols)}")
     lines = np.stack(line_cols, axis=1) if line_cols else np.zeros((n, 0), bool)
     weights = 1 << np.arange(lines.shape[1], dtype=np.int64)
@@ -477,7 +491,7 @@ def features_of(
     for attr, cname in mapping.attributes.items():
         if cname in cols:
             attrs[attr] = _codes(cols[cname], mapping.values.get(attr, {}), attr)
-        elif "attributes" in mapping.model_fields_set:
+        elif strict and "attributes" in mapping.model_fields_set:
             raise LogError(f"{source}: no column {cname!r} (attribute {attr!r}); columns: {sorted(cols)}")
     return Features(
         segment=segment,

@@ -249,7 +249,11 @@ def with_audience(scenario: dict[str, Any], audience: Features) -> tuple[dict[st
     old = pop["segments"]
     largest = max(old, key=lambda s: old[s]["share"])
     segs: dict[str, Any] = {}
-    for name, cfg in dist["segments"].items():
+    seg_dist: dict[str, Any] = dist["segments"]
+    if list(seg_dist) == ["all"] and "all" not in old:
+        notes.append("the audience has no segment column: the log's segment shares kept")
+        seg_dist = {name: {**seg_dist["all"], "share": cfg["share"]} for name, cfg in old.items()}
+    for name, cfg in seg_dist.items():
         base = copy.deepcopy(old.get(name, old[largest]))
         if name not in old:
             notes.append(f"segment {name!r} is not in the log: given the uplift mix of {largest!r}")
@@ -270,8 +274,8 @@ def with_audience(scenario: dict[str, Any], audience: Features) -> tuple[dict[st
         for v, share in dist["attributes"][attr].items():
             if v not in values:
                 notes.append(f"{attr} value {v!r} is not in the log: no effect (1)")
-            new[v] = {**values.get(v, {"visit": 1.0, "click": 1.0}), "share": share}
-            new[v] = {"share": share, "visit": new[v]["visit"], "click": new[v]["click"]}
+            effects = values.get(v, {})
+            new[v] = {"share": share, "visit": effects.get("visit", 1.0), "click": effects.get("click", 1.0)}
         pop["attributes"][attr] = new
     if audience.line_names:
         combos = pop["product_lines"]["combos"]
