@@ -460,6 +460,19 @@ def test_any_filter_text_is_a_mask_or_an_invalid_error(tokens: list[str]) -> Non
         assert mask.dtype == bool and mask.shape == (4,)
 
 
+@settings(max_examples=200, deadline=None, derandomize=True, database=None)
+@given(
+    st.lists(st.text(alphabet="ab1é", max_size=3), max_size=30),
+    st.lists(st.text(alphabet="ab1é", max_size=3), max_size=10),
+)
+def test_opt_out_lookup_matches_isin(ids: list[str], listed: list[str]) -> None:
+    from serving.audiences import _member_of
+
+    a = np.asarray(ids, dtype=str) if ids else np.zeros(0, dtype="U1")
+    got = _member_of(a, np.unique(np.asarray(listed, dtype=str)))
+    assert got.tolist() == np.isin(a, np.asarray(listed, dtype=str)).tolist()
+
+
 def test_filter_nesting_is_bounded() -> None:
     with pytest.raises(InvalidError):
         evaluate_filter("(" * 500 + "recency > 1" + ")" * 500, COLUMNS, TYPES)
