@@ -194,6 +194,7 @@ def _read_csv(data: bytes) -> pa.Table:
         return pcsv.read_csv(
             io.BytesIO(data),
             read_options=pcsv.ReadOptions(block_size=1 << 24),
+            parse_options=pcsv.ParseOptions(newlines_in_values=True),
             convert_options=pcsv.ConvertOptions(
                 column_types=dict.fromkeys(header, pa.string()),
                 strings_can_be_null=False,

@@ -173,6 +173,18 @@ def test_row_errors_reject_the_whole_file(client: TestClient) -> None:
         assert conn.execute(select(func.count()).select_from(AudienceRow)).scalar_one() == 0
 
 
+def test_quoted_text_round_trips(client: TestClient) -> None:
+    h = auth(client)
+    text = (
+        'id,note,consent_email\r\n1,"two\nlines, a ""quote"" and \\ backslash",yes\r\n2,\t tab\u00e9 ,no\r\n'
+    )
+    r = _csv_upload(client, h, "\ufeff" + text)
+    assert r.status_code == 201, r.text
+    with _engine(client).connect() as conn:
+        data = load_audience(conn, _owner(client, h), r.json()["audience"]["id"])
+    assert list(data.columns["note"]) == ['two\nlines, a "quote" and \\ backslash', "tab\u00e9"]
+
+
 def test_many_errors_are_capped_with_a_total(client: TestClient) -> None:
     h = auth(client)
     rows = "".join(f"{i},x\n" for i in range(250))
