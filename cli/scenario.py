@@ -195,7 +195,7 @@ def scenario_fit(
     as a scenario YAML (simulators/fit.py). Column defaults are the Hillstrom file's; a mapping
     file or the options name others. Prints the log beside the fitted simulator per arm and
     customer group, with a tolerance per row."""
-    from simulators.fit import LogError, LogMapping, fit_log_file, format_report
+    from simulators.fit import LogError, LogMapping, fit_log_file, format_report, format_tolerance
 
     base = LogMapping()
     if mapping is not None:
@@ -260,7 +260,7 @@ def scenario_fit(
     if as_json:
         print_json({**result.to_dict(), "out": str(out_file)})
         return
-    sys.stdout.write(format_report(result.report) + "\n")
+    sys.stdout.write(format_report(result.report) + "\n\n" + format_tolerance(result.report) + "\n")
     for line in result.notes:
         print(f"note: {line}", file=sys.stderr)
     print(

@@ -92,6 +92,7 @@ from simulators.fit_report import (
     CalibrationRow,
     fit_report,
     format_report,
+    format_tolerance,
 )
 from simulators.fit_scenario import render_scenario_yaml, skeleton, with_audience
 from simulators.scenario import UPLIFT_TYPES, parse_scenario
@@ -113,6 +114,7 @@ __all__ = [
     "fit_log_file",
     "fit_report",
     "format_report",
+    "format_tolerance",
     "load_log",
     "skeleton",
 ]

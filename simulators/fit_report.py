@@ -321,3 +321,25 @@ def format_report(report: CalibrationReport) -> str:
         + ("All rows within tolerance." if bad == 0 else f"{bad} row(s) outside (*).")
     )
     return "\n".join(lines)
+
+
+def format_tolerance(report: CalibrationReport) -> str:
+    """The tolerance report: one line per row with data, simulated value, difference, the
+    relative error and its tolerance, and whether it is within (``yes``/``no``)."""
+    gw = max([6, *(len(g) + 1 for g in report.groups)])
+    aw = max([4, *(len(a) + 1 for a in report.arms)])
+    lines = [
+        f"{'group':<{gw}} {'arm':<{aw}} {'metric':<11} {'data':>10} {'simulated':>10} {'difference':>11} "
+        f"{'error':>7} {'tolerance':>9}  within"
+    ]
+    for r in report.rows:
+        diff = f"{'-' if r.difference < 0 else '+'}{_fmt(r.metric, abs(r.difference))}"
+        lines.append(
+            f"{r.group:<{gw}} {r.arm:<{aw}} {r.metric:<11} {_fmt(r.metric, r.data):>10} "
+            f"{_fmt(r.metric, r.simulator):>10} "
+            f"{diff:>11} {100 * r.relative_error:>+6.1f}% {100 * r.tolerance:>8.1f}%  "
+            f"{'yes' if r.within_tolerance else 'no'}"
+        )
+    good = sum(r.within_tolerance for r in report.rows)
+    lines.append(f"{good} of {len(report.rows)} rows within tolerance.")
+    return "\n".join(lines)
