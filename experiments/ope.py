@@ -338,8 +338,11 @@ def diagnose(data: LoggedData, pi: FloatArray, estimates: Sequence[Estimate] = (
             f"poor support: the target puts {unsupported:.1%} of its probability on arms the logging "
             "policy could not take (IPS and SNIPS are biased toward 0 there)"
         )
-    if n and ess < max(0.01 * n, 30):
-        warnings.append(f"few effective samples: ESS {ess:.0f} of {n} rows")
+    if n and ess < max(0.05 * n, 300):
+        warnings.append(
+            f"few effective samples: ESS {ess:.0f} of {n} rows ({ess / n:.1%}); with heavy-tailed rewards "
+            "the bootstrap intervals may under-cover"
+        )
     if n and share > 0.05:
         warnings.append(
             f"one row carries {share:.0%} of the total importance weight (max weight {max_w:.3g})"
