@@ -83,9 +83,11 @@ def _plot_target(plot: Path | None) -> None:
 @report_app.command("ab")
 def report_ab(
     log: Annotated[
-        Path,
+        list[Path],
         typer.Option(
-            "--log", help="A log: CSV/Parquet (one row per customer) or a campaign's export folder."
+            "--log",
+            help="A log: CSV/Parquet (one row per customer) or a campaign's export folder; repeat to "
+            "pool several (e.g. two campaigns, --by policy).",
         ),
     ],
     by: ByOption = "arm",
@@ -106,7 +108,9 @@ def report_ab(
     from experiments.reports import ReportError, ab_report, format_ab, plot_ab
 
     _plot_target(plot)
-    table = _outcomes("--log", log, mapping)
+    from experiments.reports import Outcomes
+
+    table = Outcomes.concat([_outcomes("--log", p, mapping) for p in log])
     try:
         rep = ab_report(table, by, control, alpha=alpha, correction=correction, margin=margin)
     except ReportError as err:

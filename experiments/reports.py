@@ -118,6 +118,26 @@ class Outcomes:
         parts = [n.split("/")[part] if n.count("/") == 2 else NO_CONTACT for n in names.tolist()]
         return np.asarray(parts, dtype=np.str_)[inverse]
 
+    @staticmethod
+    def concat(tables: Sequence[Outcomes]) -> Outcomes:
+        """The rows of several tables, in order (e.g. two campaigns' logs, to compare their
+        policies); labels are kept where given, else the arm names."""
+        if not tables:
+            raise ReportError("no tables to concatenate")
+        return Outcomes(
+            arm=np.concatenate([t.arm for t in tables]),
+            policy=np.concatenate([t.policy for t in tables]),
+            conversion=np.concatenate([t.conversion for t in tables]),
+            revenue=np.concatenate([t.revenue for t in tables]),
+            cost=np.concatenate([t.cost for t in tables]),
+            label=(
+                None
+                if all(t.label is None for t in tables)
+                else np.concatenate([t.label if t.label is not None else t.arm for t in tables])
+            ),
+            source=" + ".join(t.source for t in tables if t.source),
+        )
+
     def select(self, rows: NDArray[np.bool_]) -> Outcomes:
         """The rows where ``rows`` is true."""
         return Outcomes(

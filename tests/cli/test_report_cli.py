@@ -60,15 +60,23 @@ def test_ab_of_a_campaign_export_by_policy(tmp_path: Path) -> None:
     from policies import make_policy
     from simulators import Simulator, load_scenario
 
-    sim = Simulator(load_scenario("retail"), n_customers=2000)
-    spec = CampaignSpec(goal=Goal(target=40), budget=40, customers_per_iteration=500, max_iterations=3)
-    camp = Campaign(spec, sim, make_policy("random", sim, seed=0), seed=0)
-    camp.run()
-    export_logs(camp, tmp_path / "camp")
-    body = _json(["report", "ab", "--log", str(tmp_path / "camp"), "--by", "channel", "--json"])
-    assert sum(g["n"] for g in body["groups"]) == len(camp.log)  # type: ignore[union-attr]
-    pol = _json(["report", "ab", "--log", str(tmp_path / "camp"), "--by", "policy", "--json"])
+    camps = {}
+    for policy in ("random", "thompson"):
+        sim = Simulator(load_scenario("retail"), n_customers=2000)
+        spec = CampaignSpec(goal=Goal(target=40), budget=40, customers_per_iteration=500, max_iterations=3)
+        camps[policy] = Campaign(spec, sim, make_policy(policy, sim, seed=0), seed=0)
+        camps[policy].run()
+        export_logs(camps[policy], tmp_path / policy)
+    body = _json(["report", "ab", "--log", str(tmp_path / "random"), "--by", "channel", "--json"])
+    assert sum(g["n"] for g in body["groups"]) == len(camps["random"].log)  # type: ignore[union-attr]
+    pol = _json(["report", "ab", "--log", str(tmp_path / "random"), "--by", "policy", "--json"])
     assert [g["name"] for g in pol["groups"]] == ["random"]  # type: ignore[union-attr]
+    # Two campaigns pooled: their policies side by side, the named one as the control.
+    args = ["report", "ab", "--log", str(tmp_path / "random"), "--log", str(tmp_path / "thompson")]
+    both = _json([*args, "--by", "policy", "--control", "random", "--json"])
+    sizes = {g["name"]: g["n"] for g in both["groups"]}  # type: ignore[union-attr]
+    assert sizes == {"random": len(camps["random"].log), "thompson": len(camps["thompson"].log)}
+    assert {c["group"] for c in both["comparisons"]} == {"thompson"}  # type: ignore[union-attr]
 
 
 def test_rounds_json_and_plot(tmp_path: Path) -> None:
