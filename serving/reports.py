@@ -10,6 +10,7 @@ was charged). The statistics are :mod:`experiments.reports`' pure functions.
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from experiments.reports import Outcomes
 
 MICROS = 1_000_000
+logger = logging.getLogger(__name__)
 
 
 class ReportsMixin(Store):
@@ -35,6 +37,7 @@ class ReportsMixin(Store):
 
         Raises:
             NotFoundError: no such campaign of this owner.
+            ConflictError: its stored snapshot cannot be read.
         """
         import pyarrow as pa
 
@@ -56,7 +59,11 @@ class ReportsMixin(Store):
                     EventRow.status == "applied",
                 )
             ).all()
-        camp = load_snapshot(blob)
+        try:
+            camp = load_snapshot(blob)
+        except Exception:  # garbage, an old pickle, a snapshot of another version: never a 500
+            logger.exception("campaign %s: stored snapshot cannot be read for a report", cid)
+            raise ConflictError(f"campaign {cid}: the stored snapshot cannot be read") from None
         runner = outcomes_from_tables(decisions_table(camp, str(cid)), events_table(camp, str(cid)))
         margin = float(camp.sim.scenario.margin) if hasattr(camp.sim, "scenario") else 0.3
         if not decided:

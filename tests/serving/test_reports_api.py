@@ -114,3 +114,22 @@ def test_reports_are_owner_scoped_and_refuse_bad_input(client: TestClient) -> No
     assert bad.status_code == 422 and "nobody" in bad.text
     assert client.get(f"/campaigns/{fresh}/reports/ab", headers=alice).status_code == 409
     assert client.get(f"{url}/rounds", params={"previous": fresh}, headers=alice).status_code == 409
+
+
+def test_an_unreadable_snapshot_is_a_409_not_a_500(client: TestClient) -> None:
+    from sqlalchemy import update
+
+    from serving.models import CampaignState
+
+    h = auth(client)
+    cid = _ran(client, h, policy="random")
+    other = _ran(client, h, policy="random")
+    svc = client.app.state.service  # type: ignore[attr-defined]
+    with svc.engine.begin() as conn:
+        stmt = update(CampaignState).where(CampaignState.campaign_id == cid).values(snapshot=b"\x00garbage")
+        conn.execute(stmt)
+    assert client.get(f"/campaigns/{cid}/reports/ab", headers=h).status_code == 409
+    assert (
+        client.get(f"/campaigns/{other}/reports/rounds", params={"previous": cid}, headers=h).status_code
+        == 409
+    )
