@@ -149,8 +149,7 @@ def _members(conn: sqlalchemy.Connection, audience_id: int) -> tuple[pa.Array, p
         cur.close()
     if not rows:
         return pa.array([], pa.string()), pa.array([], pa.string())
-    ids, values = zip(*rows, strict=True)
-    return pa.array(ids, pa.string()), pa.array(values, pa.string())
+    return pa.array([r[0] for r in rows], pa.string()), pa.array([r[1] for r in rows], pa.string())
 
 
 def _text_array(arr: pa.Array | pa.ChunkedArray) -> NDArray[np.str_]:
