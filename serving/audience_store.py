@@ -132,17 +132,16 @@ def import_table(
             raise InvalidError(msg, ["id_column"])
         if declared is not None and declared.id_column and declared.id_column != old.id_column:
             raise InvalidError(f"the audience's id column is {old.id_column!r}", ["schema", "id_column"])
-        schema = infer_schema(names, table, _base_for(old, names, declared), None)
+        given: Schema | None = _base_for(old, names, declared)
+        schema = infer_schema(names, table, given, None)
     else:
+        given = declared
         schema = infer_schema(names, table, declared, id_column)
     report = Report()
     checked = validate(table, schema, report)
-    declared_cols = set(declared.columns) if declared else set()
-    inferred = sorted(
-        c
-        for c in [*schema.columns, *schema.flags]
-        if c not in declared_cols and c not in (declared.flags if declared else [])
-    )
+    # Inferred: what neither the owner's declaration nor the audience's schema said.
+    known = set(given.columns) | set(given.flags) if given is not None else set()
+    inferred = sorted(c for c in [*schema.columns, *schema.flags] if c not in known)
     result: dict[str, Any] = {
         "rows_in_file": table.num_rows,
         "schema": schema.to_json(),

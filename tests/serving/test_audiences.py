@@ -264,7 +264,7 @@ def test_reimport_updates_by_id_and_keeps_opt_outs(client: TestClient) -> None:
     assert (
         not rep["created"] and rep["inserted"] == 1 and rep["updated"] == 1 and rep["audience"]["rows"] == 5
     )
-    assert rep["audience"]["schema"]["columns"]["tier"] == "categorical"
+    assert rep["audience"]["schema"]["columns"]["tier"] == "categorical" and rep["inferred"] == ["tier"]
     assert rep["audience"]["schema"]["reachable"] == {"email": "email_reachable"}  # kept
     with _engine(client).connect() as conn:
         data = load_audience(conn, _owner(client, h), aid)
