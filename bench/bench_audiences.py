@@ -19,7 +19,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pcsv
 
-from serving.audience_store import add_opt_outs, owner_id_by_name
+from serving.audience_lists import add_opt_outs
+from serving.audience_store import owner_id_by_name
 from serving.audiences import import_file, load_audience, opted_out
 from serving.db import make_engine, migrate
 

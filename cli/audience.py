@@ -224,7 +224,8 @@ def audience_show(
 ) -> None:
     """Show an audience: customers, schema, channels, the last import's column report, saved
     filters with their match counts, opt-out list sizes."""
-    from serving.audience_store import find_audience, list_filters, list_opt_outs, owner_id_named
+    from serving.audience_lists import list_filters, list_opt_outs
+    from serving.audience_store import find_audience, owner_id_named
     from serving.audiences import audience_summary
     from serving.errors import ServiceError
 

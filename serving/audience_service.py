@@ -6,17 +6,15 @@ import json
 import math
 from typing import Any
 
-from serving.audience_store import (
+from serving.audience_lists import (
     add_opt_outs,
-    append_rows,
     delete_filter,
-    import_bytes,
-    list_audiences,
     list_filters,
     list_opt_outs,
     save_filter,
     segments,
 )
+from serving.audience_store import append_rows, import_bytes, list_audiences
 from serving.audiences import audience_summary, load_audience
 from serving.errors import InvalidError
 from serving.store import Store

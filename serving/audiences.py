@@ -2,8 +2,18 @@
 
 An audience is a named set of an owner's customers: each row has the owner's customer id (text,
 unique, not empty), per-channel consent and reachability, and feature columns (numeric or
-categorical). Files are read and checked by :mod:`serving.audience_import`, filters are the safe
-expression language of :mod:`serving.audience_filters`.
+categorical). This module reads them (:func:`load_audience`, :func:`opted_out`); the rest is beside
+it:
+
+==================================  ==============================================================
+:mod:`serving.audience_import`      reading a CSV, Parquet or JSON rows, the schema (declared or
+                                    inferred) and the row-by-row check with its report
+:mod:`serving.audience_store`       the import's one transaction (``COPY`` / ``executemany``)
+:mod:`serving.audience_lists`       opt-outs per channel, saved filters, segment labels
+:mod:`serving.audience_filters`     the filter language (``ast`` and a whitelist, never ``eval``)
+:mod:`serving.audience_service`     the owner-scoped methods of :class:`serving.service.Service`
+:mod:`serving.routes.audiences`     the HTTP API; ``cli/audience.py`` the command line
+==================================  ==============================================================
 
 Storage (SQLite and PostgreSQL): ``audiences`` (name, schema, the last import's column report),
 ``audience_members`` (customer id, import order, the row's values as compact JSON),
@@ -12,7 +22,8 @@ filters, i.e. segments). An import is one transaction: any row error rejects it 
 PostgreSQL the rows go in with ``COPY``, on SQLite with one ``executemany``.
 
 Importing again under the same name updates the rows by customer id (an updated row takes the
-file's values) and adds the new ones; the audience's schema keeps its column types and gains the
+file's values; JSON rows keep the stored values of the columns they leave out) and adds the new
+ones; the audience's schema keeps its column types and gains the
 file's new columns. :func:`load_audience` is what a campaign reads: ids in import order, feature
 columns as numpy arrays, and per channel whether each customer may be contacted (consent, and
 reachable, and not opted out).
