@@ -292,17 +292,24 @@ def import_bytes(
     *,
     max_rows: int = DEFAULT_MAX_ROWS,
 ) -> dict[str, Any]:
-    """:func:`import_file` for a file's bytes (the HTTP upload)."""
+    """:func:`import_file` for a file's bytes (the HTTP upload).
+
+    Two imports creating the same new name at once: the one that commits second finds the
+    audience on its second attempt and updates it (a 409 only if that fails again)."""
     name = check_name(name)
     if id_column is not None and (not id_column or len(id_column) > 100):
         raise InvalidError("id_column must be a column name", ["id_column"])
     declared = parse_schema(schema) if schema is not None else None
     table = read_table(data, fmt, max_rows)
-    try:
-        with engine.begin() as conn:
-            return import_table(conn, owner_id, name, table, declared=declared, id_column=id_column)
-    except sqlalchemy.exc.IntegrityError:
-        raise ConflictError(f"audience {name!r} is being imported by another request; try again") from None
+    for attempt in range(2):
+        try:
+            with engine.begin() as conn:
+                return import_table(conn, owner_id, name, table, declared=declared, id_column=id_column)
+        except sqlalchemy.exc.IntegrityError:
+            if attempt:
+                msg = f"audience {name!r} is being imported by another request; try again"
+                raise ConflictError(msg) from None
+    raise AssertionError("unreachable")
 
 
 def append_rows(

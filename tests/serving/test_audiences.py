@@ -663,6 +663,35 @@ def fuzz_engine(tmp_path_factory: pytest.TempPathFactory) -> Any:
     engine.dispose()
 
 
+def test_two_imports_of_a_new_name_at_once(client: TestClient) -> None:
+    import threading
+
+    from serving.audience_store import import_bytes
+
+    h = auth(client)
+    engine, oid = _engine(client), _owner(client, h)
+    files = [
+        ("id,score,consent_email\n" + "".join(f"{k}{i},{i},1\n" for i in range(3000))).encode() for k in "ab"
+    ]
+    results: list[Any] = []
+
+    def run(data: bytes) -> None:
+        try:
+            results.append(import_bytes(engine, oid, data, "csv", "race"))
+        except Exception as err:
+            results.append(err)
+
+    threads = [threading.Thread(target=run, args=(f,)) for f in files]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(isinstance(r, dict) for r in results), results
+    assert sorted(r["created"] for r in results) == [False, True]
+    listed = client.get("/audiences", headers=h).json()
+    assert len(listed) == 1 and listed[0]["rows"] == 6000
+
+
 def test_import_file_without_http(client: TestClient, tmp_path: Path) -> None:
     h = auth(client)
     path = tmp_path / "c.csv"
