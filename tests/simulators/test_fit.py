@@ -300,12 +300,15 @@ def test_hillstrom_parameters_are_the_general_ones(hillstrom: Path) -> None:
 
 @pytest.mark.slow
 def test_hillstrom_fit_is_as_good_as_the_calibration(hillstrom: Path) -> None:
-    """``scenario fit --log hillstrom.csv`` from the log alone (generic priors, no shipped
-    numbers): at least as many rows within tolerance as the shipped calibration (all 54)."""
+    """``scenario fit --log hillstrom.csv`` from the log alone (generic priors, quantile monetary
+    bands, no shipped numbers): at least as many rows within tolerance as the shipped calibration
+    (all 54). The command's defaults (32,000 simulated customers, 60 iterations: about five CPU
+    minutes) give 54 of 54; this test fits on 8,000 customers for 25 iterations (about 30 CPU
+    seconds), which gives 54 of 54 too."""
     from simulators.calibration import calibration_report
 
     shipped = calibration_report(hillstrom, seeds=(0, 1, 2))
-    fit = fit_log_file(hillstrom)
+    fit = fit_log_file(hillstrom, n_customers=8000, max_nfev=25)
     rows = {(r.group, r.arm, r.metric): r for r in fit.report.rows}
     assert set(rows) == {(r.group, r.arm, r.metric) for r in shipped.rows}
     good = sum(r.within_tolerance for r in fit.report.rows)
