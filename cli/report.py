@@ -148,7 +148,9 @@ def report_rounds(
     b = _outcomes("--before", before, mapping)
     a = _outcomes("--after", after, mapping)
     try:
-        rep = rounds_report(b, a, by, alpha=alpha, correction=correction, margin=margin)
+        names = (before.stem or "before", after.stem or "after")
+        labels = names if names[0] != names[1] else ("before", "after")
+        rep = rounds_report(b, a, by, alpha=alpha, correction=correction, margin=margin, labels=labels)
     except ReportError as err:
         raise fail(f"{'--before' if 'before' in str(err) else '--after'}: {err}") from None
     if plot is not None:

@@ -443,7 +443,8 @@ class Comparison:
         metric: one of :data:`METRICS`.
         control_value, value: the metric in each.
         difference: ``value - control_value`` with its interval ``low`` .. ``high``.
-        relative_lift: ``value / control_value - 1`` (``None`` when the control's is 0).
+        relative_lift: ``value / control_value - 1`` (``None`` unless the control's is positive:
+            a lift over a loss has no meaning).
         p_value: two-sided, unadjusted.
         p_holm, p_bh: adjusted within the metric's family (every group against the control).
         significant: the chosen adjusted p-value is below ``alpha``.
@@ -523,7 +524,7 @@ def _compare(
                     difference=d,
                     low=lo,
                     high=hi,
-                    relative_lift=v1 / v0 - 1.0 if v0 != 0 else None,
+                    relative_lift=v1 / v0 - 1.0 if v0 > 0 else None,
                     p_value=p,
                     p_holm=a,
                     p_bh=b,
