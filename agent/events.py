@@ -57,6 +57,8 @@ class EventsMixin(HoldoutMixin):
             np.add.at(self.revenue_by_arm, arms, rev)
             self.conversions += int(ids.size)
             self.revenue += float(rev.sum())
+            np.add.at(self.customer_attributed, self.log.customer[ids], 1)
+            np.add.at(self.customer_attributed_revenue, self.log.customer[ids], rev)
             out["conversions"] = int(ids.size)
             out["revenue"] = float(rev.sum())
             out["spend"] = float(cost.sum())
@@ -79,7 +81,7 @@ class EventsMixin(HoldoutMixin):
         accepted: list[EventIn] = []
         duplicates: list[str] = []
         rejected: dict[str, str] = {}
-        events = self._by_decision(events, rejected)
+        events = self._by_decision(events, rejected, received_at)
         if received_at is not None and rejected:  # keep the arrival times aligned with the events left
             received_at = [t for e, t in zip(self._last_given, received_at, strict=True) if e is not None]
         n = len(self.log)
@@ -135,12 +137,15 @@ class EventsMixin(HoldoutMixin):
                 offer_cost=np.array([e.offer_cost for e in accepted]),
             )
             self._ingest(batch)
+            self._carry.append(batch)  # the policy learns from them at its next update
             self._seen_event_ids.update(e.event_id for e in accepted)
             if self.cost_to_goal is None and self.goal_reached:
                 self.cost_to_goal = self.ledger.spent
         return IngestResult([e.event_id for e in accepted], duplicates, rejected)
 
-    def _by_decision(self, events: list[EventIn], rejected: dict[str, str]) -> list[EventIn]:
+    def _by_decision(
+        self, events: list[EventIn], rejected: dict[str, str], received_at: list[float] | None = None
+    ) -> list[EventIn]:
         """Events given by the owner's ``customer_id`` pointed at that customer's latest decision;
         unknown customers (or customers never contacted) rejected. ``self._last_given`` keeps, per
         input event, the resolved event or ``None`` (rejected)."""
@@ -150,11 +155,17 @@ class EventsMixin(HoldoutMixin):
             index_of = getattr(self.sim, "index_of", None)
             wanted = [str(events[k].customer_id) for k in by_customer]
             idx = index_of(wanted) if index_of is not None else np.full(len(wanted), -1, np.int64)
-            # The latest decision per customer: the log is in decision order, so the last one wins.
-            latest = np.full(self.sim.n_customers, -1, np.int64)
-            latest[self.log.customer] = self.log.decision_id
+            # Each customer's decisions, in decision order, with when they were sent (one sort).
+            order = np.argsort(self.log.customer, kind="stable")
+            by_cust = self.log.customer[order]
+            clock = np.asarray([*self.times, self.now or 0.0], dtype=np.float64)
+            sent = clock[np.minimum(self.log.iteration[order], clock.size - 1)]
+            timed = received_at is not None and self.spec.schedule is not None
             for k, cid, i in zip(by_customer, wanted, idx.tolist(), strict=True):
-                d = int(latest[i]) if i >= 0 else -1
+                lo, hi = np.searchsorted(by_cust, i, "left"), np.searchsorted(by_cust, i, "right")
+                if timed and received_at is not None:  # the latest sent before the event arrived
+                    hi = lo + int(np.searchsorted(sent[lo:hi], received_at[k], "right"))
+                d = int(self.log.decision_id[order[hi - 1]]) if i >= 0 and hi > lo else -1
                 if d < 0:
                     what = "is not in the campaign's audience" if i < 0 else "was never contacted"
                     rejected[events[k].event_id] = f"customer {cid!r} {what}"

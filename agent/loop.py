@@ -106,6 +106,9 @@ class Campaign(CapsMixin, ReportMixin):
         # Every conversion per customer (attributed or organic): the holdout comparison counts them all.
         self.customer_conversions = np.zeros(n_all, dtype=np.int64)
         self.customer_revenue = np.zeros(n_all)
+        # Attributed conversions and revenue per customer (the report's segments add them up).
+        self.customer_attributed = np.zeros(n_all, dtype=np.int64)
+        self.customer_attributed_revenue = np.zeros(n_all)
         self.ledger = CampaignLedger(spec.budget, self.window)
         self.log = DecisionLog()
         self._events: list[EventBatch] = []

@@ -122,6 +122,9 @@ class CampaignReport:
     """:class:`agent.control.AuditRecord` records: pause, resume, cancel and modify, with reasons."""
     results_by_arm: dict[str, dict[str, float]] = field(default_factory=dict)
     """Per arm sent: sends, attributed conversions and revenue, spend."""
+    results_by_segment: dict[str, dict[str, float]] = field(default_factory=dict)
+    """An owner's audience with ``segment_by``: per segment, customers, sends, attributed
+    conversions and revenue, spend (charged)."""
     incremental: dict[str, float] | None = None
     """With a holdout: incremental conversions and revenue with 95% intervals (see
     :meth:`agent.Campaign.incremental`)."""

@@ -70,6 +70,7 @@ class ReportMixin(ProjectionMixin):
             history=list(self.history),
             incremental=self.incremental(),
             results_by_arm=self._results_by_arm(),
+            results_by_segment=self._results_by_segment(),
             status=self.status,
             alerts=list(self.alerts),
             audit_log=list(self.audit_log),
@@ -92,6 +93,32 @@ class ReportMixin(ProjectionMixin):
                 "spend": round(float(spend[i]), 6),
             }
             for i in np.flatnonzero(sends)
+        }
+
+    def _results_by_segment(self) -> dict[str, dict[str, float]]:
+        """Per segment of an owner's audience (``segment_by``): customers, sends, attributed
+        conversions and revenue, spend."""
+        labels = getattr(self.sim, "segments", None)
+        if labels is None:
+            return {}
+        names, seg = np.unique(labels, return_inverse=True)
+        k = names.size
+        sends = np.bincount(seg[self.log.customer], minlength=k)
+        spend = (
+            np.bincount(seg, weights=self._customer_spend(), minlength=k) if len(self.log) else np.zeros(k)
+        )
+        customers = np.bincount(seg, minlength=k)
+        conv = np.bincount(seg, weights=self.customer_attributed, minlength=k)
+        revenue = np.bincount(seg, weights=self.customer_attributed_revenue, minlength=k)
+        return {
+            str(n): {
+                "customers": int(customers[i]),
+                "sends": int(sends[i]),
+                "conversions": int(conv[i]),
+                "revenue": round(float(revenue[i]), 2),
+                "spend": round(float(spend[i]), 6),
+            }
+            for i, n in enumerate(names.tolist())
         }
 
     def _customer_spend(self) -> FloatArray:

@@ -54,7 +54,7 @@ ChannelFactory = Callable[[CustomerSimulator], Channel]
 _ARRAYS = (
     "holdout", "suppressed", "customer_conversions", "customer_revenue", "customer_cost",
     "customer_contacts", "last_contact", "spend_by_channel", "offer_cost_by_offer",
-    "conversions_by_arm", "revenue_by_arm",
+    "conversions_by_arm", "revenue_by_arm", "customer_attributed", "customer_attributed_revenue",
 )  # fmt: skip
 _SCALARS = (
     "conversions", "revenue", "cost_to_goal", "stop_reason", "status", "iterations", "t",
@@ -200,7 +200,7 @@ def from_doc(
     else:  # reset() by the constructor cleared the world's iteration only
         sim._iteration = int(d["audience"]["iteration"])
     camp.rng.bit_generator.state = d["rng"]
-    for k, v in d["arrays"].items():
+    for k, v in d["arrays"].items():  # arrays a snapshot predates keep their zeros
         setattr(camp, k, v)
     for k, v in d["scalars"].items():
         setattr(camp, k, v)

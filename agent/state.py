@@ -47,6 +47,9 @@ class CampaignState:
     customer_conversions: NDArray[np.int64]
     """``(n_customers,)`` every conversion (attributed or organic), for the holdout comparison."""
     customer_revenue: FloatArray
+    customer_attributed: NDArray[np.int64]
+    """``(n_customers,)`` attributed conversions (settled by a decision inside its window)."""
+    customer_attributed_revenue: FloatArray
     ledger: CampaignLedger
     log: DecisionLog
     _events: list[EventBatch]

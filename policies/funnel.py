@@ -721,7 +721,12 @@ class FunnelTSPolicy(Policy):
             ],
             axis=1,
         )
-        self._learn_funnel(new, own, expected, events, arms, st)
+        funnel = np.isin(events.kind, (EventKind.DELIVERED, EventKind.OPENED, EventKind.CLICKED))
+        if np.isin(new.ids, events.decision_id[funnel]).any():
+            self._learn_funnel(new, own, expected, events, arms, st)
+        # else: a real channel whose delivery, open and click events come later (or never): a wave
+        # with none of them yet is not labelled "not delivered" (that taught the models that no
+        # contact ever arrives); conversions still teach the model when they come.
         np.add.at(st.sent, (new.customer, arms.channel[new.arm]), 1.0)
         np.add.at(st.contacted_iterations, new.customer, 1.0)
         self.open = self.open.concat(new)

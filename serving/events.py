@@ -8,7 +8,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 
 from agent import Campaign
@@ -38,7 +38,8 @@ def apply_events(camp: Campaign, pending: list[EventRow]) -> dict[str, str | Non
         [
             EventIn(
                 event_id=e.event_id,
-                decision_id=e.decision_id,
+                decision_id=e.decision_id if e.decision_id >= 0 else None,
+                customer_id=e.customer_ref if e.decision_id < 0 else None,
                 kind=e.kind,
                 revenue=e.revenue,
                 offer_cost=e.offer_cost,
@@ -102,7 +103,7 @@ class EventsMixin(ChannelsMixin):
         duplicates: list[str] = []
         rejected: dict[str, str] = {}
         received_at = self.clock.now()
-        events = self._by_decision(cid, events, rejected)
+        events = self._by_decision(events)
         settles = any(e.decision_id >= DECIDE_ID_BASE and e.kind == "converted" for e in events)
         with self.engine.begin() as conn:
             q = select(CampaignRow.decisions_done, CampaignRow.status).where(
@@ -133,7 +134,7 @@ class EventsMixin(ChannelsMixin):
                 known = (
                     e.decision_id in known_decide
                     if e.decision_id >= DECIDE_ID_BASE
-                    else e.decision_id < r.decisions_done
+                    else e.decision_id < r.decisions_done or e.decision_id == -1
                 )
                 if not known:
                     rejected[e.event_id] = f"unknown decision {e.decision_id}"
@@ -150,6 +151,7 @@ class EventsMixin(ChannelsMixin):
                         "offer_cost": e.offer_cost,
                         "status": "applied" if e.decision_id >= DECIDE_ID_BASE else "pending",
                         "received_at": received_at,
+                        "customer_ref": e.customer_id if e.decision_id == -1 else None,
                         "created_at": utcnow(),
                     }
                 )
@@ -193,35 +195,19 @@ class EventsMixin(ChannelsMixin):
         self._count("events_rejected_total", len(rejected))
         return EventsResult(accepted=accepted, duplicates=duplicates, rejected=rejected)
 
-    def _by_decision(self, cid: int, events: Sequence[EventIn], rejected: dict[str, str]) -> list[Decided]:
-        """Events with the decision they answer: given, or the latest runner decision of the owner's
-        ``customer_id`` in this campaign (customers never contacted are rejected, by event id)."""
-        refs = sorted({e.customer_id for e in events if e.decision_id is None and e.customer_id is not None})
-        latest: dict[str, int] = {}
-        if refs:
-            with self.engine.connect() as conn:
-                for chunk in range(0, len(refs), 500):
-                    latest.update(
-                        (str(ref), int(d))
-                        for ref, d in conn.execute(
-                            select(DecisionRow.customer_ref, func.max(DecisionRow.decision_id))
-                            .where(
-                                DecisionRow.campaign_id == cid,
-                                DecisionRow.customer_ref.in_(refs[chunk : chunk + 500]),
-                            )
-                            .group_by(DecisionRow.customer_ref)
-                        )
-                    )
-        out: list[Decided] = []
-        for e in events:  # one request's events, validated one by one
-            d = e.decision_id if e.decision_id is not None else latest.get(str(e.customer_id))
-            if d is not None:  # already validated: built without validating again
-                out.append(
-                    Decided.model_construct(**{**e.model_dump(), "decision_id": d, "customer_id": None})
-                )
-            else:
-                rejected[e.event_id] = f"customer {e.customer_id!r} has no decision in this campaign"
-        return out
+    @staticmethod
+    def _by_decision(events: Sequence[EventIn]) -> list[Decided]:
+        """Events with the decision they answer, or -1 for events given by the owner's
+        ``customer_id``: the campaign finds that customer's decision when it applies the event
+        (the latest one sent before the event arrived; a sender may answer before the wave that
+        contacted the customer is committed), or rejects it."""
+        # Already validated: built without validating again.
+        return [
+            Decided.model_construct(
+                **{**e.model_dump(), "decision_id": e.decision_id if e.decision_id is not None else -1}
+            )
+            for e in events
+        ]
 
     def _apply_now(self, cid: int) -> dict[str, str | None]:
         """Apply the pending events of a campaign that is not running, under its lease; returns

@@ -180,6 +180,9 @@ class EventRow(Base):
     received_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     """When the event arrived, on the server's clock (epoch seconds): a scheduled campaign judges
     a conversion against its send's time plus the attribution window with it."""
+    customer_ref: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    """An event given by the owner's customer id whose decision the campaign had not committed
+    yet when it arrived (``decision_id`` -1): the campaign finds the decision when it applies it."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

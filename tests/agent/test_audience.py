@@ -145,6 +145,11 @@ def test_an_audience_campaign_runs_on_the_clock_with_owner_ids(tmp_path: Path) -
     assert np.allclose(gaps, 24 * HOUR)  # every iteration (sends, holds, drain) a day apart
     assert camp.ledger.reserved == 0 and camp._windows_open() is False
     assert waves >= 2
+    seg = rep.results_by_segment
+    assert set(seg) == {"Web", "Phone", "Multi"} and sum(v["customers"] for v in seg.values()) == 3000
+    assert sum(v["conversions"] for v in seg.values()) == rep.conversions
+    assert sum(v["sends"] for v in seg.values()) == rep.sends
+    assert abs(sum(v["spend"] for v in seg.values()) - rep.spend) < 1e-3
 
 
 def test_a_conversion_after_the_wall_window_is_late_and_one_inside_is_not(tmp_path: Path) -> None:

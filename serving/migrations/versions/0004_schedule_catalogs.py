@@ -35,6 +35,7 @@ def upgrade() -> None:
     op.create_index("ix_decisions_customer_ref", "decisions", ["campaign_id", "customer_ref"])
     with op.batch_alter_table("events") as batch:
         batch.add_column(sa.Column("received_at", sa.Float(), nullable=True))
+        batch.add_column(sa.Column("customer_ref", sa.String(200), nullable=True))
     with op.batch_alter_table("alerts") as batch:
         batch.add_column(sa.Column("delivered_at", sa.DateTime(timezone=True), nullable=True))
         batch.add_column(sa.Column("delivery_attempts", sa.Integer(), nullable=False, server_default="0"))
@@ -45,6 +46,7 @@ def downgrade() -> None:
         batch.drop_column("delivery_attempts")
         batch.drop_column("delivered_at")
     with op.batch_alter_table("events") as batch:
+        batch.drop_column("customer_ref")
         batch.drop_column("received_at")
     op.drop_index("ix_decisions_customer_ref", "decisions")
     with op.batch_alter_table("decisions") as batch:
