@@ -1,6 +1,6 @@
 """Reports on the command line: ``report ab`` (the groups of one log against a control) and
 ``report rounds`` (one round against the next), as a table, JSON and a PNG plot
-(:mod:`experiments.reports`)."""
+(:mod:`agent.comparison`)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import typer
 from cli.common import Number, fail, print_json
 
 if TYPE_CHECKING:
-    from experiments.reports import Outcomes
+    from agent.comparison import Outcomes
 
 report_app = typer.Typer(
     help="Reports on logs: A/B tests of arms, channels, contents, offers or policies; round comparisons.",
@@ -50,7 +50,7 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable outpu
 
 def _outcomes(option: str, path: Path, mapping: Path | None) -> Outcomes:
     """The log at ``path``, or exit 2 naming ``option``."""
-    from experiments.reports import ReportError, load_outcomes
+    from agent.comparison import ReportError, load_outcomes
     from simulators.fit import LogError, LogMapping
 
     the_mapping = None
@@ -105,10 +105,10 @@ def report_ab(
     """Compare the groups of a log with a control: n, conversions, rate, revenue and net value
     per customer, cost; differences with intervals, p-values corrected (Holm and
     Benjamini-Hochberg)."""
-    from experiments.reports import ReportError, ab_report, format_ab, plot_ab
+    from agent.comparison import ReportError, ab_report, format_ab, plot_ab
 
     _plot_target(plot)
-    from experiments.reports import Outcomes
+    from agent.comparison import Outcomes
 
     table = Outcomes.concat([_outcomes("--log", p, mapping) for p in log])
     try:
@@ -142,7 +142,7 @@ def report_rounds(
 ) -> None:
     """Compare one campaign round with the next (two campaigns or two logs): conversions,
     spend, cost per conversion, rates by group, with deltas, intervals and p-values."""
-    from experiments.reports import ReportError, format_rounds, plot_rounds, rounds_report
+    from agent.comparison import ReportError, format_rounds, plot_rounds, rounds_report
 
     _plot_target(plot)
     b = _outcomes("--before", before, mapping)

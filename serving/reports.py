@@ -4,7 +4,7 @@ A campaign's decisions are read from two places: the runner's waves from its sto
 (the agent's decision and event logs, in :mod:`agent.export`'s table form: arm, policy, the
 ledger's charge, converted events with revenue) and the real-time ``/decide`` decisions from the
 ``decisions`` table with their applied ``converted`` events from the ``events`` table (cost: what
-was charged). The statistics are :mod:`experiments.reports`' pure functions.
+was charged). The statistics are :mod:`agent.comparison`'s pure functions.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from serving.models import DecisionRow, EventRow
 from serving.store import Store, load_snapshot, snapshot_blob
 
 if TYPE_CHECKING:
-    from experiments.reports import Outcomes
+    from agent.comparison import Outcomes
 
 MICROS = 1_000_000
 logger = logging.getLogger(__name__)
@@ -41,8 +41,8 @@ class ReportsMixin(Store):
         """
         import pyarrow as pa
 
+        from agent.comparison import Outcomes, outcomes_from_tables
         from agent.export import decisions_table, events_table
-        from experiments.reports import Outcomes, outcomes_from_tables
 
         with self.engine.connect() as conn:
             self._orm(conn, owner_id, cid)
@@ -105,7 +105,7 @@ class ReportsMixin(Store):
         correction: str = "holm",
         margin: float | None = None,
     ) -> dict[str, Any]:
-        """The A/B report of a campaign's groups (:func:`experiments.reports.ab_report`).
+        """The A/B report of a campaign's groups (:func:`agent.comparison.ab_report`).
 
         Raises:
             NotFoundError: no such campaign of this owner.
@@ -125,7 +125,7 @@ class ReportsMixin(Store):
         correction: str,
         margin: float | None,
     ) -> Any:
-        from experiments.reports import ReportError, ab_report
+        from agent.comparison import ReportError, ab_report
 
         with self._heavy_work():
             table, default_margin = self._outcomes(owner_id, cid)
@@ -155,7 +155,7 @@ class ReportsMixin(Store):
         margin: float | None = None,
     ) -> dict[str, Any]:
         """Campaign ``previous`` (before) against ``cid`` (after)
-        (:func:`experiments.reports.rounds_report`).
+        (:func:`agent.comparison.rounds_report`).
 
         Raises:
             NotFoundError: either campaign is not this owner's.
@@ -175,7 +175,7 @@ class ReportsMixin(Store):
         correction: str,
         margin: float | None,
     ) -> Any:
-        from experiments.reports import ReportError, rounds_report
+        from agent.comparison import ReportError, rounds_report
 
         if previous == cid:
             raise InvalidError("previous must be another campaign than this one", ["query", "previous"])
@@ -199,8 +199,8 @@ class ReportsMixin(Store):
             raise InvalidError(str(err), ["query"]) from None
 
     def ab_plot(self, owner_id: int, cid: int, by: str = "arm", control: str | None = None) -> Path:
-        """The A/B report's plot as a PNG file (:func:`experiments.reports.plot_ab`)."""
-        from experiments.reports import plot_ab
+        """The A/B report's plot as a PNG file (:func:`agent.comparison.plot_ab`)."""
+        from agent.comparison import plot_ab
 
         key = hashlib.sha256(repr(control).encode()).hexdigest()[:12]
         path = self._plot_path(owner_id, cid, f"ab-{by}-{key}")
@@ -211,8 +211,8 @@ class ReportsMixin(Store):
             return plot_ab(rep, path)
 
     def rounds_plot(self, owner_id: int, cid: int, previous: int, by: str = "arm") -> Path:
-        """The round comparison's plot as a PNG file (:func:`experiments.reports.plot_rounds`)."""
-        from experiments.reports import plot_rounds
+        """The round comparison's plot as a PNG file (:func:`agent.comparison.plot_rounds`)."""
+        from agent.comparison import plot_rounds
 
         path = self._plot_path(owner_id, cid, f"rounds-{by}", previous)
         if path.is_file():

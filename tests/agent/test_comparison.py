@@ -1,4 +1,4 @@
-"""A/B reports and round comparisons (experiments/reports.py): the statistics on hand examples and
+"""A/B reports and round comparisons (agent/comparison.py): the statistics on hand examples and
 against scipy, known effects found and null effects not (after correction) across seeds, the
 loaders of our campaign logs and of external logs, the plots."""
 
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from experiments.reports import (
+from agent.comparison import (
     Outcomes,
     ReportError,
     ab_report,
@@ -258,3 +258,14 @@ def test_hillstrom_emails_beat_no_email() -> None:
     for arm in ("mens_email", "womens_email"):
         assert rep.comparison(arm).significant and rep.comparison(arm, "revenue_per_customer").significant
     assert math.isclose(rep.comparison("mens_email").difference, 0.01253 - 0.00573, abs_tol=1e-4)
+
+
+def test_importing_the_comparison_loads_no_heavy_dependency() -> None:
+    """scipy, matplotlib and pyarrow load on first use: the agent stays light to import."""
+    import subprocess
+    import sys
+
+    heavy = ("scipy", "matplotlib", "pyarrow", "gymnasium", "torch", "experiments")
+    code = f"import sys, agent, agent.comparison; print(' '.join(m for m in {heavy!r} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
