@@ -22,7 +22,7 @@ from serving.alert_hooks import resolve_alert_webhook
 from serving.catalogs import CatalogsMixin
 from serving.channels import ChannelsMixin
 from serving.decide import external_contacts
-from serving.errors import ConflictError, InvalidError, RateLimitedError
+from serving.errors import ConflictError, InvalidError, NotFoundError, RateLimitedError
 from serving.models import (
     AlertRow,
     AuditRow,
@@ -61,7 +61,12 @@ class CampaignsMixin(CatalogsMixin, ChannelsMixin):
 
         target = body.audience
         with self.engine.connect() as conn:
-            data = load_audience(conn, owner_id, target.id, target.filter)
+            try:
+                data = load_audience(conn, owner_id, target.id, target.filter)
+            except NotFoundError:
+                raise InvalidError(f"no audience {target.id} of this owner", ["audience", "id"]) from None
+            except InvalidError as err:  # a bad filter: named where the request gave it
+                raise InvalidError(err.message, ["audience", "filter"]) from None
             catalogue = (
                 AgentCatalogue.model_validate(body.catalog.model_dump())
                 if body.catalog is not None
