@@ -1,4 +1,4 @@
-"""Logged bandit data, one typed record for every source off-policy evaluation reads.
+r"""Logged bandit data, one typed record for every source off-policy evaluation reads.
 
 A :class:`LoggedData` holds one row per logged decision: the customer's features, the arm that was
 taken, the probability the logging policy gave it (``pscore``) and what followed (conversion,
@@ -10,17 +10,20 @@ revenue, cost and their net value ``revenue * margin - cost``). Two sources load
   :func:`load_campaign_log` for what is rebuilt and what the export leaves out);
 * external randomized experiments (:func:`load_external`): a CSV or Parquet file with feature
   columns, an action column, outcome columns and a propensity column or known assignment
-  probabilities, described by a small declared :class:`LogMapping`. :data:`HILLSTROM` is the one
-  for ``../shared/data/hillstrom.csv`` (uniform 1/3 assignment over three arms).
+  probabilities, described by a small declared :class:`BanditLogMapping` (why it is not
+  :class:`simulators.fit_data.LogMapping`: see its docstring). :func:`hillstrom_mapping` is the
+  one for ``../shared/data/hillstrom.csv`` (uniform 1/3 assignment over three arms).
 
-Bad files and columns raise :class:`LogError` with a message that names the column.
+Bad files and columns raise :class:`LogError` (:mod:`simulators.fit_data`'s) with a message
+that names the column.
 
 Example:
     >>> import tempfile, os
     >>> path = os.path.join(tempfile.mkdtemp(), "log.csv")
     >>> _ = open(path, "w").write("x,arm,buy,spend\n0.1,a,0,0\n0.9,b,1,10\n")
-    >>> m = LogMapping(action="arm", arms={"a": "no_contact", "b": "email/x/none"}, numeric={"x": (0, 1)},
-    ...                conversion="buy", revenue="spend", assignment={"a": 0.5, "b": 0.5}, margin=0.5)
+    >>> m = BanditLogMapping(action="arm", arms={"a": "no_contact", "b": "email/x/none"},
+    ...     numeric={"x": (0, 1)}, conversion="buy", revenue="spend",
+    ...     assignment={"a": 0.5, "b": 0.5}, margin=0.5)
     >>> d = load_external(path, m)
     >>> d.action.tolist(), d.reward.tolist()
     ([0, 1], [0.0, 5.0])
@@ -38,14 +41,11 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from simulators.fit_data import LogError as LogError  # one error for an unusable log, re-exported
 from simulators.types import NO_CONTACT, BoolArray, EventKind, FloatArray, IntArray
 
 if TYPE_CHECKING:
     from simulators import Scenario
-
-
-class LogError(ValueError):
-    """A log file or column that cannot be read as logged bandit data; the message names it."""
 
 
 @dataclass(frozen=True)
@@ -148,8 +148,19 @@ class LoggedData:
 # -- external files ---------------------------------------------------------------------------
 
 
-class LogMapping(BaseModel):
-    """How the columns of an external experiment file map onto :class:`LoggedData`.
+class BanditLogMapping(BaseModel):
+    """How the columns of an external experiment file map onto :class:`LoggedData` (bandit feedback).
+
+    Not :class:`simulators.fit_data.LogMapping`, which reads the same kind of file for another
+    purpose: that one turns a log into a *scenario* (segments, recency, monetary bands, product
+    lines and attribute values become scenario names; arms come from one arm column or from
+    channel / content / offer columns, in name order). This one turns it into a *design matrix and
+    propensities* for off-policy evaluation and offline training: every feature is declared with
+    fixed scaling bounds or one-hot levels and the arms in a fixed order, because a policy trained
+    on one file is evaluated on another and must see the same feature columns and arm indices;
+    and it adds what only OPE needs (a propensity column or known assignment probabilities, per-row
+    or per-arm costs, the margin of the net value). The two share the meaning of the arm and outcome
+    columns and one :class:`LogError`.
 
     Attributes:
         action: the column holding the arm taken.
@@ -185,7 +196,7 @@ class LogMapping(BaseModel):
     margin: float = Field(default=1.0, ge=0.0, le=1.0)
 
     @model_validator(mode="after")
-    def _consistent(self) -> LogMapping:
+    def _consistent(self) -> BanditLogMapping:
         if (self.pscore is None) == (self.assignment is None):
             raise ValueError("give exactly one of pscore (a column) and assignment (known probabilities)")
         if self.assignment is not None:
@@ -214,14 +225,14 @@ class LogMapping(BaseModel):
         return tuple(cols)
 
 
-def hillstrom_mapping(margin: float = 0.35, email_cost: float = 0.001) -> LogMapping:
+def hillstrom_mapping(margin: float = 0.35, email_cost: float = 0.001) -> BanditLogMapping:
     """The mapping of Kevin Hillstrom's e-mail experiment (``../shared/data/hillstrom.csv``).
 
     Arms follow the ``hillstrom`` scenario (0 no contact, 1 men's e-mail, 2 women's e-mail),
     assignment is uniform (1/3 each), revenue is ``spend``, an e-mail costs ``email_cost``.
     The defaults are the ``retail`` scenario's margin and e-mail send cost (see :func:`retail_economics`).
     """
-    return LogMapping(
+    return BanditLogMapping(
         action="segment",
         arms={
             "No E-Mail": "no_contact",
@@ -256,7 +267,7 @@ def retail_economics() -> tuple[float, float]:
     return float(sc.margin), float(sc.channels["email"].send_cost)
 
 
-def read_mapping(name_or_path: str) -> LogMapping:
+def read_mapping(name_or_path: str) -> BanditLogMapping:
     """A mapping by name (``hillstrom``: the retail scenario's economics) or from a YAML/JSON file.
 
     Raises:
@@ -275,7 +286,7 @@ def read_mapping(name_or_path: str) -> LogMapping:
             f"mapping {name_or_path!r}: not 'hillstrom' nor a readable YAML/JSON file ({err})"
         ) from None
     try:
-        return LogMapping.model_validate(doc)
+        return BanditLogMapping.model_validate(doc)
     except ValidationError as err:
         first = err.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "mapping"
@@ -320,7 +331,7 @@ def _text(table: Any, col: str) -> NDArray[np.str_]:
     return np.asarray(table.column(col).cast(pa.string()).to_numpy(zero_copy_only=False), dtype=str)
 
 
-def load_external(path: str | Path, mapping: LogMapping) -> LoggedData:
+def load_external(path: str | Path, mapping: BanditLogMapping) -> LoggedData:
     """Load an external randomized experiment (CSV, or Parquet by the ``.parquet`` suffix).
 
     Args:

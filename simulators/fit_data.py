@@ -48,6 +48,12 @@ class LogMapping(BaseModel):
     must exist. Values are turned into scenario names with ``values`` / ``segment_values`` /
     ``arms`` when listed there, else lower-cased with other characters replaced by ``_``.
 
+    It describes a log as the data a *scenario* is fitted to (``scenario fit``) and that
+    ``report ab`` groups by arm. Off-policy evaluation and offline training read the same kind of
+    file through :class:`experiments.logs.BanditLogMapping`, which declares what this one does not
+    need: each feature's fixed scaling bounds or one-hot levels and the arms' fixed order (the
+    design matrix a saved policy sees) and the logging propensities, costs and margin.
+
     Attributes:
         name: the fitted scenario's name.
         source: how reports name the log (default: the file name).

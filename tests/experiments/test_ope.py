@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from experiments.logs import (
+    BanditLogMapping,
     LogError,
     LoggedData,
-    LogMapping,
     campaign_sim_seed,
     load_campaign_log,
     load_external,
@@ -221,7 +221,7 @@ def _csv(tmp_path: Path, text: str) -> Path:
     return p
 
 
-MAPPING = LogMapping(
+MAPPING = BanditLogMapping(
     action="arm",
     arms={"a": "no_contact", "b": "email/x/none"},
     numeric={"x": (0.0, 1.0)},
