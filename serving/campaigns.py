@@ -220,7 +220,7 @@ class CampaignsMixin(CatalogsMixin, ChannelsMixin):
             "name": r.name,
             "status": r.status,
             "stop_reason": r.stop_reason,
-            "scenario": req["scenario"],
+            "scenario": req["scenario"] if r.audience_id is None else f"audience:{r.audience_id}",
             "policy": req["policy"],
             "goal": goal_public(spec.get("goal")),
             "money": self._money(r),
