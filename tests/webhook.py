@@ -8,7 +8,8 @@ import hmac
 import json
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -45,14 +46,15 @@ class Receiver:
             return self.fail_next.pop(0) if self.fail_next else 200
 
 
-@pytest.fixture
-def receiver() -> Iterator[tuple[Receiver, str]]:
-    rec = Receiver()
+@contextmanager
+def http_receiver(handle: Callable[[bytes, Any], int]) -> Iterator[str]:
+    """A POST endpoint on 127.0.0.1: ``handle(body, headers)`` answers with a status. Yields the
+    server's base URL (``http://127.0.0.1:PORT``); the server stops when the block ends."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["Content-Length"]))
-            status = rec.handle(body, self.headers)
+            status = handle(body, self.headers)
             self.send_response(status)
             self.send_header("Content-Length", "2")
             self.end_headers()
@@ -62,8 +64,16 @@ def receiver() -> Iterator[tuple[Receiver, str]]:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield rec, f"http://127.0.0.1:{server.server_address[1]}/send"
-    server.shutdown()
-    server.server_close()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[tuple[Receiver, str]]:
+    rec = Receiver()
+    with http_receiver(rec.handle) as url:
+        yield rec, f"{url}/send"

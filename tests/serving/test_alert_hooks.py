@@ -15,7 +15,6 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ from serving.db import make_engine, migrate
 from serving.errors import InvalidError
 from serving.models import AlertRow, AuditRow, CampaignRow, Owner
 from serving.settings import Settings
+from tests.webhook import http_receiver
 
 SECRET = "alert-signing-key"
 NOW = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
@@ -69,25 +69,8 @@ class AlertReceiver:
 @pytest.fixture
 def receiver() -> Iterator[tuple[AlertReceiver, str]]:
     rec = AlertReceiver()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            status = rec.handle(body, self.headers)
-            self.send_response(status)
-            self.send_header("Content-Length", "2")
-            self.end_headers()
-            self.wfile.write(b"{}")
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield rec, f"http://127.0.0.1:{server.server_address[1]}/alerts"
-    server.shutdown()
-    server.server_close()
+    with http_receiver(rec.handle) as url:
+        yield rec, f"{url}/alerts"
 
 
 @pytest.fixture

@@ -6,13 +6,12 @@ pushed to a signed webhook."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import hmac
 import json
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ from agent.schedule import HOUR, ManualClock
 from serving.app import create_app
 from serving.settings import Settings
 from tests.serving.conftest import auth, run_all
+from tests.webhook import http_receiver
 
 SECRET = "alert-secret"
 START = datetime(2027, 1, 4, 9, tzinfo=UTC)
@@ -35,15 +35,10 @@ CATALOG = {
 
 
 @pytest.fixture
-def settings(db_url: str, tmp_path: Path) -> Settings:
-    return Settings(
-        database_url=db_url,
-        data_dir=tmp_path / "data",
-        run_worker=False,
-        lease_seconds=5.0,
-        webhook_schemes=("http",),
-        webhook_allow_private=True,
-        webhook_secrets={"ALERTS": SECRET},
+def settings(settings: Settings) -> Settings:
+    """The suite's settings, with webhooks to 127.0.0.1 and the alert webhook's secret."""
+    return dataclasses.replace(
+        settings, webhook_schemes=("http",), webhook_allow_private=True, webhook_secrets={"ALERTS": SECRET}
     )
 
 
@@ -205,31 +200,20 @@ class _AlertReceiver:
         self.bodies: list[dict[str, Any]] = []
         self.bad = 0
 
+    def handle(self, body: bytes, headers: Any) -> int:
+        want = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+        if hmac.compare_digest(want, headers.get("X-Signature", "")):
+            self.bodies.append(json.loads(body))
+        else:
+            self.bad += 1
+        return 200
+
 
 @pytest.fixture
 def alert_receiver() -> Iterator[tuple[_AlertReceiver, str]]:
     rec = _AlertReceiver()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            want = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
-            if hmac.compare_digest(want, self.headers.get("X-Signature", "")):
-                rec.bodies.append(json.loads(body))
-            else:
-                rec.bad += 1
-            self.send_response(200)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield rec, f"http://127.0.0.1:{server.server_address[1]}/alerts"
-    server.shutdown()
-    server.server_close()
+    with http_receiver(rec.handle) as url:
+        yield rec, f"{url}/alerts"
 
 
 def test_alerts_are_pushed_signed_to_the_alert_webhook(

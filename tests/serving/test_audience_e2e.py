@@ -13,12 +13,12 @@ ways (uvicorn on 127.0.0.1, the background runner), on SQLite and on PostgreSQL.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ from serving.process import free_port
 from serving.settings import Settings
 from simulators import Simulator, load_scenario
 from simulators.types import EventKind
+from tests.webhook import http_receiver
 
 HILLSTROM = Path(__file__).resolve().parents[3] / "shared" / "data" / "hillstrom.csv"
 SECRET = "e2e-signing-secret"
@@ -166,21 +167,10 @@ def test_a_real_campaign_on_hillstrom_customers_on_the_clock(
     campaign: list[int] = []
     customers = Customers(64_000, api, key, campaign)
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            status = customers.handle(body, self.headers.get("X-Signature", ""))
-            self.send_response(status)
-            self.send_header("Content-Length", "2")
-            self.end_headers()
-            self.wfile.write(b"{}")
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    receiver = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    stack = contextlib.ExitStack()
+    receiver = http_receiver(lambda body, headers: customers.handle(body, headers.get("X-Signature", "")))
     try:
+        receiver_url = stack.enter_context(receiver)
         with httpx.Client(base_url=api, headers=h, timeout=120) as c:
             # 1. The audience: 64,000 real customers with their own columns.
             r = c.post(
@@ -218,7 +208,7 @@ def test_a_real_campaign_on_hillstrom_customers_on_the_clock(
                     "customers_per_iteration": 8000,
                     "max_iterations": 12,
                     "schedule": {"every_hours": 24, "attribution_window_hours": 48},
-                    "channel": {"type": "webhook", "url": f"http://127.0.0.1:{receiver.server_port}/send",
+                    "channel": {"type": "webhook", "url": f"{receiver_url}/send",
                                 "secret_ref": "E2E"},
                 },
             )  # fmt: skip
@@ -244,7 +234,7 @@ def test_a_real_campaign_on_hillstrom_customers_on_the_clock(
             forecast = c.get(f"/campaigns/{cid}/forecast").json()
             iterations = c.get(f"/campaigns/{cid}/iterations").json()
     finally:
-        receiver.shutdown()
+        stack.close()
         srv.should_exit = True
         thread.join(timeout=60)
     # Every conversion the customers made arrived inside its window and was counted.
