@@ -79,12 +79,12 @@ def world(data: LoggedData, scenario: str | None, log: Path) -> tuple[Any, Any]:
 
 
 def target_policy(name: str, sim: Any, seed: int, option: str = "--policy") -> Any:
-    """The policy to evaluate (a name, a saved folder, ``models:/...``), or exit 2. Yardsticks
+    """The policy to evaluate (a catalogue name, a folder holding ``policy.json``, ``models:/...``;
+    :func:`serving.registry.resolve_policy` for all but the folder), or exit 2. Yardsticks
     (they read the simulator's ground truth, which a log does not have) are refused."""
-    from experiments.offline import resolve_target
     from policies import UnknownPolicyError
-    from policies.registry import CATALOGUE
-    from serving.registry import RegistryError
+    from policies.registry import CATALOGUE, load_policy
+    from serving.registry import RegistryError, resolve_policy
 
     entry = CATALOGUE.get(name.partition(":")[0])
     if entry is not None and entry.kind == "yardstick":
@@ -92,7 +92,9 @@ def target_policy(name: str, sim: Any, seed: int, option: str = "--policy") -> A
             f"{option} {name!r}: a yardstick reads the simulator's ground truth, which a log does not have"
         )
     try:
-        return resolve_target(name, sim, seed=seed)
+        if (Path(name) / "policy.json").is_file():
+            return load_policy(name, sim)
+        return resolve_policy(name, sim, seed=seed)
     except (UnknownPolicyError, RegistryError) as err:
         raise fail(f"{option} {name!r}: {err}") from None
 

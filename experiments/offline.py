@@ -1,12 +1,9 @@
 """Learning from logs: fit a policy on logged data, evaluate it off-policy on held-out rows, track
 it in MLflow and register it when it beats the champion.
 
-* :class:`OfflineValuePolicy` (``offline_value``): a per-arm ridge model of the net value
-  ``revenue * margin - cost`` on the features and their pairwise products, greedy with epsilon
-  exploration over the allowed arms, so its action probabilities are known exactly
-  (``action_probabilities``). It learns from a log in one pass (:meth:`OfflineValuePolicy.fit`,
-  importance-weighted by ``1 / pscore`` so non-uniform logs do not tilt the per-arm fits) or from
-  campaign feedback through ``update`` (sufficient statistics, so both give the same model).
+* :class:`policies.offline_value.OfflineValuePolicy` (``offline_value``, in the policy catalogue)
+  learns from a log in one pass (its ``fit``); its ridge penalty is tuned here
+  (:func:`tune_ridge`).
 * :func:`fit_by_replay`: any catalogue learning policy learns from a log by replaying its rows,
   in logged order, as ``Feedback`` through ``update`` (the logged arms as its decisions).
 * :func:`train_from_log`: split, fit, evaluate with :mod:`experiments.ope` beside the one-arm
@@ -14,8 +11,8 @@ it in MLflow and register it when it beats the champion.
   ``champion`` alias only when the new policy's DR lower bound beats the champion's DR estimate
   on the same held-out rows.
 
-The policy lives here until it has a catalogue entry in :mod:`policies.registry` (it is training
-code's product; :func:`load_any_policy` loads it and every catalogue policy).
+A registered champion is loaded from the MLflow registry by :func:`registered_policy` (experiments
+and serving are siblings: this module does not import :mod:`serving`).
 
 Example (Hillstrom, the table of the README):
     python -m cli train --from-log ../shared/data/hillstrom.csv --mapping hillstrom --holdout 0.5 --json
@@ -29,12 +26,11 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
 
-from experiments.logs import LoggedData, lookup
+from experiments.logs import LoggedData
 from experiments.ope import (
     OPEConfig,
     OPEResult,
@@ -45,236 +41,52 @@ from experiments.ope import (
     fit_reward_model,
     target_probabilities,
 )
-from policies.base import DecisionContext, Decisions, Feedback, Policy
-from simulators.types import NO_CONTACT, ArmTable, EventKind, FloatArray, IntArray
+from policies.base import Decisions, Feedback, Policy
+from policies.offline_value import OfflineValuePolicy
+from simulators.types import NO_CONTACT, ArmTable, FloatArray
 
-# -- the offline value policy -------------------------------------------------------------------
-
-
-def value_basis(features: NDArray[np.floating[Any]], interactions: bool = True) -> FloatArray:
-    """``(n, 1 + d + d (d + 1) / 2)``: intercept, features and their pairwise products (squares
-    included), the basis of :class:`OfflineValuePolicy`'s per-arm models; ``(n, 1 + d)`` without
-    ``interactions``."""
-    x = np.asarray(features, dtype=np.float64)
-    n, d = x.shape
-    if not interactions:
-        return np.concatenate([np.ones((n, 1)), x], axis=1)
-    iu, ju = np.triu_indices(d)
-    return np.concatenate([np.ones((n, 1)), x, x[:, iu] * x[:, ju]], axis=1)
+# -- loading policies ---------------------------------------------------------------------------
 
 
-class OfflineValuePolicy(Policy):
-    """Greedy on a per-arm ridge model of net value, epsilon-exploring among allowed arms.
-
-    Propensity of arm ``a``: ``(1 - epsilon) [a is the greedy arm] + epsilon / allowed arms``;
-    no contact is an arm like the others (its value is the organic net value).
-
-    Args:
-        epsilon: exploration probability (> 0 keeps every allowed arm's propensity positive).
-        ridge: ridge penalty on the basis coefficients (the intercept is not penalized).
-        margin: profit share of revenue when learning from campaign feedback (logs carry their
-            own net value).
-        interactions: add the features' pairwise products to the basis (for few features and
-            many rows per arm, like Hillstrom's 11 and thousands; off for many arms).
-        seed: the policy's seed.
-    """
-
-    name: ClassVar[str] = "offline_value"
-
-    def __init__(
-        self,
-        epsilon: float = 0.05,
-        ridge: float = 10.0,
-        margin: float = 0.35,
-        interactions: bool = True,
-        seed: int | None = None,
-    ):
-        super().__init__(seed)
-        if not 0.0 <= epsilon <= 1.0:
-            raise ValueError(f"epsilon must be in [0, 1], got {epsilon}")
-        if not (ridge > 0 and math.isfinite(ridge)):
-            raise ValueError(f"ridge must be a positive finite number, got {ridge}")
-        self.epsilon, self.ridge, self.margin, self.interactions = epsilon, ridge, margin, interactions
-        self.xtx: FloatArray | None = None  # (n_arms, p, p)
-        self.xty: FloatArray | None = None  # (n_arms, p)
-        self.weight: FloatArray | None = None  # (n_arms,)
-        self._coef: FloatArray | None = None
-
-    def config(self) -> dict[str, Any]:
-        return {
-            "epsilon": self.epsilon,
-            "ridge": self.ridge,
-            "margin": self.margin,
-            "interactions": self.interactions,
-            "seed": self.seed,
-        }
-
-    # learning
-    def _ensure(self, n_arms: int, n_features: int) -> None:
-        p = value_basis(np.zeros((1, n_features)), self.interactions).shape[1]
-        if self.xtx is None:
-            self.xtx, self.xty, self.weight = (
-                np.zeros((n_arms, p, p)),
-                np.zeros((n_arms, p)),
-                np.zeros(n_arms),
-            )
-        elif self.xtx.shape != (n_arms, p, p):
-            raise ValueError(
-                f"the policy was fitted on {self.xtx.shape[0]} arms and a basis of {self.xtx.shape[1]}, "
-                f"got {n_arms} arms and {n_features} features"
-            )
-
-    def observe(
-        self,
-        features: NDArray[np.floating[Any]],
-        arms: IntArray,
-        values: FloatArray,
-        weights: FloatArray,
-        n_arms: int,
-    ) -> None:
-        """Add observations: ``(n, d)`` features, ``(n,)`` arms, net values and weights."""
-        self._ensure(n_arms, features.shape[1])
-        assert self.xtx is not None and self.xty is not None and self.weight is not None
-        b = value_basis(features, self.interactions)
-        for a in np.unique(arms):
-            m = arms == a
-            bw = b[m] * weights[m, None]
-            self.xtx[a] += bw.T @ b[m]
-            self.xty[a] += bw.T @ values[m]
-            self.weight[a] += weights[m].sum()
-        self._coef = None
-
-    def fit(self, data: LoggedData, weighted: bool = True) -> OfflineValuePolicy:
-        """Learn from a whole log (weights ``1 / pscore`` when ``weighted``, normalized per arm to
-        the arm's row count); returns ``self``."""
-        w = 1.0 / data.pscore if weighted else np.ones(len(data))
-        for a in range(data.n_arms):
-            m = data.action == a
-            if m.any():
-                w[m] *= m.sum() / w[m].sum()
-        self.observe(data.features, data.action, data.reward, w, data.n_arms)
-        return self
-
-    def update(self, feedback: Feedback) -> None:
-        """Learn from one iteration's decisions and the events observed in it (conversions
-        joined on the decision id, organic ones of customers not contacted on the customer; a
-        conversion that arrives in a later iteration is not counted)."""
-        ctx, dec, ev = feedback.ctx, feedback.decisions, feedback.events
-        arms = np.asarray(dec.arms, np.int64)
-        n = arms.shape[0]
-        conv = ev.kind == EventKind.CONVERTED
-        revenue, offer = np.zeros(n), np.zeros(n)
-        sent = conv & (ev.decision_id >= 0)
-        organic = conv & (ev.decision_id < 0)
-        for sel, (row, hit) in (
-            (sent, lookup(np.asarray(feedback.decision_ids, np.int64), ev.decision_id[sent])),
-            (organic, lookup(np.asarray(ctx.customers, np.int64), ev.customer[organic])),
-        ):
-            if sel is organic:
-                hit &= arms[row] == NO_CONTACT
-            np.add.at(revenue, row[hit], ev.revenue[sel][hit])
-            np.add.at(offer, row[hit], ev.offer_cost[sel][hit])
-        value = revenue * self.margin - ctx.arms.send_cost[arms] - offer
-        self.observe(np.asarray(ctx.features, np.float64), arms, value, np.ones(n), len(ctx.arms))
-
-    # deciding
-    def coefficients(self) -> FloatArray:
-        """``(n_arms, p)`` ridge coefficients (solved once per change)."""
-        if self.xtx is None or self.xty is None:
-            raise ValueError("the offline_value policy has not learned anything yet (fit it on a log first)")
-        if self._coef is None:
-            p = self.xtx.shape[1]
-            pen = np.full(p, self.ridge)
-            pen[0] = 1e-8
-            self._coef = np.stack(
-                [np.linalg.solve(self.xtx[a] + np.diag(pen), self.xty[a]) for a in range(self.xtx.shape[0])]
-            )
-        return self._coef
-
-    def values(self, features: NDArray[np.floating[Any]]) -> FloatArray:
-        """``(n, n_arms)`` predicted net value of each arm."""
-        return np.asarray(value_basis(features, self.interactions) @ self.coefficients().T, dtype=np.float64)
-
-    def action_probabilities(self, ctx: DecisionContext) -> FloatArray:
-        """``(n, n_arms)`` the policy's exact probabilities (see the class docstring)."""
-        v = np.where(ctx.mask, self.values(ctx.features), -np.inf)
-        greedy = np.argmax(v, axis=1)
-        allowed = np.asarray(ctx.mask, dtype=np.float64)
-        pi: FloatArray = self.epsilon * allowed / allowed.sum(axis=1, keepdims=True)
-        pi[np.arange(len(ctx)), greedy] += 1.0 - self.epsilon
-        return pi
-
-    def act(self, ctx: DecisionContext) -> Decisions:
-        pi = self.action_probabilities(ctx)
-        u = self.rng.random(len(ctx))[:, None]
-        arms = np.minimum((u > np.cumsum(pi, axis=1)).sum(axis=1), pi.shape[1] - 1).astype(np.int64)
-        pscores = pi[np.arange(len(ctx)), arms]
-        priority = self.values(ctx.features)[np.arange(len(ctx)), arms]
-        return Decisions(arms=arms, pscores=pscores, priority=priority)
-
-    def _state(self) -> dict[str, Any]:
-        if self.xtx is None or self.xty is None or self.weight is None:
-            return {}
-        return {"xtx": self.xtx.tolist(), "xty": self.xty.tolist(), "weight": self.weight.tolist()}
-
-    def _restore(self, state: dict[str, Any]) -> None:
-        if state:
-            self.xtx = np.asarray(state["xtx"], np.float64)
-            self.xty = np.asarray(state["xty"], np.float64)
-            self.weight = np.asarray(state["weight"], np.float64)
-        self._coef = None
-
-
-OFFLINE_POLICIES: dict[str, type[Policy]] = {OfflineValuePolicy.name: OfflineValuePolicy}
-"""Policies defined here (until the catalogue has them), by name."""
-
-
-def load_any_policy(folder: str | Path, simulator: Any) -> Policy:
-    """A saved policy folder: one of :data:`OFFLINE_POLICIES` or any catalogue policy.
+def registered_policy(uri: str, simulator: Any, tracking: str) -> Policy:
+    """The policy of a registered model version, ``models:/NAME@ALIAS`` or ``models:/NAME/VERSION``
+    (its ``policy/`` folder downloaded from the MLflow registry and loaded with
+    :func:`policies.registry.load_policy`; ``serving.registry.resolve_policy`` is the serving side's
+    resolver of every source, which the CLI uses).
 
     Raises:
-        policies.UnknownPolicyError: not a loadable policy folder.
+        policies.UnknownPolicyError: a malformed URI, an unknown model, alias or version, or a
+            version without a loadable policy.
     """
-    from policies import UnknownPolicyError, load_policy
+    import mlflow.artifacts
+    from mlflow.exceptions import MlflowException
 
-    file = Path(folder) / "policy.json"
+    from experiments.tracking import client
+    from policies.registry import UnknownPolicyError, load_policy
+
+    ref = uri.removeprefix("models:/")
+    name, at, alias = ref.partition("@")
+    version = ""
+    if not at:
+        name, _, version = ref.rpartition("/")
+    if not uri.startswith("models:/") or not name or not (alias or version):
+        raise UnknownPolicyError(f"{uri!r} is not models:/NAME@ALIAS nor models:/NAME/VERSION")
+    c = client(tracking)
     try:
-        name = json.loads(file.read_text(encoding="utf-8")).get("policy")
-    except (OSError, ValueError, AttributeError) as err:
-        raise UnknownPolicyError(f"{file} is not a readable policy file: {err}") from None
-    if name in OFFLINE_POLICIES:
-        try:
-            return OFFLINE_POLICIES[name].load(folder)
-        except (KeyError, TypeError, ValueError) as err:
-            raise UnknownPolicyError(f"{file} does not hold a usable {name} policy: {err!r}") from None
-    return load_policy(folder, simulator)
-
-
-def resolve_target(name: str, simulator: Any, seed: int | None = 0, tracking: str | None = None) -> Policy:
-    """A policy to evaluate: a folder holding ``policy.json``, ``models:/NAME@ALIAS`` or
-    ``models:/NAME/VERSION`` (the MLflow registry), ``offline_value[:key=value,...]``, or any
-    name :func:`policies.make_policy` accepts.
-
-    Raises:
-        policies.UnknownPolicyError: unknown name or unusable folder.
-        serving.registry.RegistryError: a registered policy that cannot be found.
-    """
-    from policies import UnknownPolicyError
-    from policies.registry import parse_hyperparameters
-    from serving.registry import download_policy, resolve_policy
-
-    if name.startswith("models:/"):
-        return load_any_policy(download_policy(name, tracking=tracking), simulator)
-    if (Path(name) / "policy.json").is_file():
-        return load_any_policy(name, simulator)
-    base, _, params = name.partition(":")
-    if base in OFFLINE_POLICIES:
-        cls = OFFLINE_POLICIES[base]
-        try:
-            return cls(seed=seed, **parse_hyperparameters(cls, params))
-        except ValueError as err:
-            raise UnknownPolicyError(str(err)) from None
-    return resolve_policy(name, simulator, seed=seed, tracking=tracking)
+        mv = c.get_model_version_by_alias(name, alias) if alias else c.get_model_version(name, version)
+        local = Path(
+            mlflow.artifacts.download_artifacts(
+                artifact_uri=c.get_model_version_download_uri(name, str(mv.version)),
+                dst_path=tempfile.mkdtemp(prefix="policy-"),
+                tracking_uri=tracking,
+            )
+        )
+    except MlflowException as err:
+        raise UnknownPolicyError(f"cannot load {uri!r}: {err.message}") from None
+    found = sorted(local.rglob("policy.json"), key=lambda p: len(p.parts))
+    if not found:
+        raise UnknownPolicyError(f"{uri!r} (version {mv.version}) holds no policy.json")
+    return load_policy(found[0].parent, simulator)
 
 
 def scenario_for(data: LoggedData, name: str | None = None) -> Any:
@@ -540,15 +352,13 @@ def champion_value(run: OfflineRun, name: str, simulator: Any, tracking: str) ->
 
     from experiments.ope import evaluate
     from experiments.tracking import CHAMPION, client
-    from serving.registry import download_policy
 
     c = client(tracking)
     try:
         mv = c.get_model_version_by_alias(name, CHAMPION)
     except MlflowException:
         return None
-    folder = download_policy(f"models:/{name}/{mv.version}", tracking=tracking)
-    champ = load_any_policy(folder, simulator)
+    champ = registered_policy(f"models:/{name}/{mv.version}", simulator, tracking)
     arms = simulator.arms
     pi = target_probabilities(champ, run.holdout, arms).pi
     res = evaluate(run.holdout, pi, run.config, run.q, policy="champion")

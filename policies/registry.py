@@ -192,6 +192,14 @@ CATALOGUE: Mapping[str, PolicyEntry] = _entries(
         description="factored-funnel Thompson sampling with per-customer event state and deadline pacing",
     ),
     PolicyEntry(
+        name="offline_value",
+        loader="policies.offline_value:OfflineValuePolicy",
+        kind="contextual",
+        adaptive=True,
+        pretrainable=True,
+        description="per-arm ridge model of net value, epsilon-greedy; fitted from a log (train --from-log)",
+    ),
+    PolicyEntry(
         name="ppo",
         loader="policies.rl:PPOPolicy",
         kind="rl",

@@ -10,18 +10,17 @@ import pytest
 
 from experiments.logs import LoggedData, load_external, read_mapping, simulate_log
 from experiments.offline import (
-    OfflineValuePolicy,
     fit_by_replay,
     fixed_pi,
-    load_any_policy,
-    resolve_target,
+    registered_policy,
     track_and_register,
     train_from_log,
     world_for,
 )
 from experiments.ope import OPEConfig, context_for, feedback_events, target_probabilities
-from policies import make_policy
+from policies import UnknownPolicyError, load_policy, make_policy
 from policies.base import Decisions, Feedback
+from policies.offline_value import OfflineValuePolicy
 from simulators import Simulator, load_scenario
 
 HILLSTROM = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "hillstrom.csv"
@@ -44,7 +43,7 @@ def test_offline_value_policy_probabilities_save_and_update(sim: Simulator, tmp_
     assert np.allclose(pi.sum(axis=1), 1.0) and pi.min() >= 0.1 / 3 - 1e-12
     dec = pol.act(ctx)
     assert np.allclose(dec.pscores, pi[np.arange(len(data)), dec.arms])
-    loaded = load_any_policy(pol.save(tmp_path / "p"), sim)
+    loaded = load_policy(pol.save(tmp_path / "p"), sim)
     assert isinstance(loaded, OfflineValuePolicy)
     assert np.allclose(loaded.action_probabilities(ctx), pi)
     online = OfflineValuePolicy(epsilon=0.1, ridge=10.0, margin=sim.margin)
@@ -119,8 +118,16 @@ def test_register_moves_champion_only_when_the_lower_bound_beats_it(sim: Simulat
     assert str(c.get_model_version_by_alias("m", CHAMPION).version) == "2"
     run = c.get_run(third.run_id)
     assert "learned.dr.value" in run.data.metrics and run.data.params["policy"] == "offline_value"
-    champ = resolve_target("models:/m@champion", sim, tracking=uri)
+    champ = registered_policy("models:/m@champion", sim, tracking=uri)
     assert isinstance(champ, OfflineValuePolicy)
+    assert isinstance(registered_policy("models:/m/1", sim, tracking=uri), OfflineValuePolicy)
+    with pytest.raises(UnknownPolicyError, match="models:/m@nope"):
+        registered_policy("models:/m@nope", sim, tracking=uri)
+    from serving.registry import resolve_policy  # serving loads the catalogue's policy too
+
+    served = resolve_policy("models:/m@champion", sim, tracking=uri)
+    ctx = context_for(data, sim.arms)
+    assert np.allclose(served.action_probabilities(ctx), champ.action_probabilities(ctx))  # type: ignore[attr-defined]
 
 
 @pytest.mark.skipif(not HILLSTROM.is_file(), reason="../shared/data/hillstrom.csv is absent")

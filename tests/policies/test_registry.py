@@ -65,6 +65,9 @@ def sim() -> Simulator:
         ("vw:exploration=--epsilon 0.1 -f /tmp/model", "exploration"),
         ("mabwiser:learning_policy=greedy", "learning_policy"),
         ("mabwiser:alpha=0", "alpha"),
+        ("offline_value:epsilon=2", "epsilon"),
+        ("offline_value:ridge=0", "ridge"),
+        ("offline_value:interactions=maybe", "interactions"),
     ],
 )
 def test_bad_hyperparameter_values_are_unknown_policy_errors(sim: Simulator, name: str, named: str) -> None:
@@ -178,6 +181,7 @@ def test_derived_lists_equal_the_lists_they_replaced() -> None:
         "lin_ts",
         "budgeted_ts",
         "funnel_ts",
+        "offline_value",
         "ppo",
         "a2c",
         "vw",
@@ -193,6 +197,7 @@ def test_derived_lists_equal_the_lists_they_replaced() -> None:
         "lin_ts",
         "budgeted_ts",
         "funnel_ts",
+        "offline_value",
     )
     assert set(NON_ADAPTIVE) == {"oracle", "feature_oracle", "random", "fixed", "explore_then_commit"}
     assert PEERS == ("vw", "mabwiser")
@@ -208,7 +213,7 @@ def test_experiments_read_the_catalogue() -> None:
 def test_names_filters_by_kind_adaptivity_and_pretraining() -> None:
     assert names() == tuple(CATALOGUE)
     assert names("yardstick") == ("oracle", "feature_oracle")
-    assert names("contextual", pretrainable=True) == ("lin_ucb", "lin_ts", "budgeted_ts")
+    assert names("contextual", pretrainable=True) == ("lin_ucb", "lin_ts", "budgeted_ts", "offline_value")
     assert names(adaptive=True, pretrainable=False) == ("ppo", "a2c", "vw", "mabwiser")
     assert set(names(adaptive=True)) | set(NON_ADAPTIVE) == set(CATALOGUE)
 
