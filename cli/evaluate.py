@@ -43,13 +43,19 @@ def parse_estimators(text: str) -> tuple[Estimator, ...]:
 
 
 def load_log(
-    log: Path, mapping: str | None, scenario: str | None, campaign_seed: int, n_customers: int | None
+    log: Path,
+    mapping: str | None,
+    scenario: str | None,
+    campaign_seed: int,
+    n_customers: int | None,
+    option: str = "--log",
 ) -> LoggedData:
-    """The log behind ``--log`` (a campaign folder or an external file), or exit 2 naming the option."""
+    """The log behind ``option`` (``--log``; ``train``'s ``--from-log``): a campaign folder or an
+    external file, or exit 2 naming the option."""
     from experiments.logs import LogError, campaign_sim_seed, load_campaign_log, load_external, read_mapping
 
     if not log.exists():
-        raise fail(f"--log {str(log)!r}: no such file or folder")
+        raise fail(f"{option} {str(log)!r}: no such file or folder")
     try:
         if log.is_dir():
             sc = load_scenario_option(scenario or "retail")
@@ -65,7 +71,7 @@ def load_log(
             raise fail(f"--mapping: {err}") from None
         return load_external(log, m)
     except LogError as err:
-        raise fail(f"--log: {err}") from None
+        raise fail(f"{option}: {err}") from None
 
 
 def world(data: LoggedData, scenario: str | None, log: Path) -> tuple[Any, Any]:

@@ -160,7 +160,7 @@ def _from_log(
         uri = resolve_tracking_uri(None, tracking_uri)
     except RunnerError as err:
         raise fail(f"--tracking-uri: {err}") from None
-    data = load_log(log, mapping, scenario, campaign_seed, None)
+    data = load_log(log, mapping, scenario, campaign_seed, None, option="--from-log")
     if len(data) < 100:
         raise fail(f"--from-log {str(log)!r}: {len(data)} logged decisions, at least 100 are needed")
     sim, arms = world(data, scenario, log)

@@ -75,6 +75,25 @@ BAD_INPUT = {
         (["scenario", "perturb", "retail", "--out", "{tmp}/p.yaml", "--strength", "nan"], "--strength"),
         (["scenario", "perturb", "retail", "--out", "{tmp}/p.yaml", "--seed", "-1"], "--seed"),
         (["scenario", "perturb", "retail", "--out", "/proc/p.yaml"], "--out"),
+        (["scenario", "fit", "--log", "{tmp}/none.csv", "--out", "{tmp}/f.yaml"], "--log"),
+        (["scenario", "fit", "--log", "{tmp}/bad.csv", "--out", "{tmp}/f.yaml"], "--log"),
+        (
+            [
+                "scenario",
+                "fit",
+                "--log",
+                "{tmp}/bad.csv",
+                "--out",
+                "{tmp}/f.yaml",
+                "--mapping",
+                "{tmp}/syntax.yaml",
+            ],
+            "--mapping",
+        ),
+        (
+            ["scenario", "fit", "--log", "{tmp}/bad.csv", "--out", "{tmp}/f.yaml", "--product-line", "mens"],
+            "--product-line",
+        ),
     ],
     "simulate": [
         ([*SIM, "--seed", "-1"], "--seed"),
@@ -139,6 +158,9 @@ BAD_INPUT = {
         (["train", "--policy", "epsilon_greedy:epsilon=5"], "--policy"),
         (["train", "--policy", "ppo", "--out", "{tmp}/a_file/ppo"], "--out"),
         (["train", "--policy", "thompson", "--out", "{tmp}/a_file/ts"], "--out"),
+        (["train", "--from-log", "{tmp}/none.csv", "--mapping", "hillstrom"], "--from-log"),
+        (["train", "--from-log", "{tmp}/bad.csv", "--mapping", "hillstrom"], "--from-log"),
+        (["train", "--from-log", "{tmp}/bad.csv", "--mapping", "{tmp}/syntax.yaml"], "--mapping"),
     ],
     "benchmark": [
         (["benchmark", "--seeds", "0"], "--seeds"),
@@ -183,6 +205,38 @@ BAD_INPUT = {
     "demo": [
         (["demo", "--train-campaigns", "0"], "--train-campaigns"),
         (["demo", "--data-dir", "{tmp}/a_file/data"], "--data-dir"),
+    ],
+    "audience": [
+        (["audience", "import", "{tmp}/nowhere.csv", "--name", "x"], "FILE"),
+        (["audience", "import", "{tmp}/bad.csv", "--name", "x", "--schema", "{tmp}/binary.yaml"], "--schema"),
+        (["audience", "import", "{tmp}/bad.csv", "--name", "x", "--id-column", "nope"], "--id-column"),
+        (["audience", "list", "--jsn"], "--jsn"),
+        (["audience", "list", "--database-url", "bogus://x"], "--database-url"),
+        (["audience", "show", "nope"], "AUDIENCE"),
+    ],
+    "report": [
+        (["report", "ab", "--log", "{tmp}/none.csv"], "--log"),
+        (["report", "ab", "--log", "{tmp}/bad.csv"], "--log"),
+        (["report", "ab", "--log", "{tmp}/bad.csv", "--by", "colour"], "--by"),
+        (["report", "ab", "--log", "{tmp}/bad.csv", "--alpha", "2"], "--alpha"),
+        (["report", "ab", "--log", "{tmp}/bad.csv", "--mapping", "{tmp}/binary.yaml"], "--mapping"),
+        (["report", "rounds", "--before", "{tmp}/none.csv", "--after", "{tmp}/none.csv"], "--before"),
+        (["report", "rounds", "--before", "{tmp}/bad.csv", "--after", "{tmp}/none.csv"], "--before"),
+    ],
+    "evaluate": [
+        (["evaluate", "--log", "{tmp}/none.csv", "--policy", "random"], "--log"),
+        (["evaluate", "--log", "{tmp}/bad.csv", "--policy", "random"], "--mapping"),
+        (["evaluate", "--log", "{tmp}/bad.csv", "--policy", "random", "--mapping", "nowhere"], "--mapping"),
+        (["evaluate", "--log", "{tmp}/bad.csv", "--policy", "random", "--mapping", "hillstrom"], "--log"),
+        (
+            ["evaluate", "--log", "{tmp}/bad.csv", "--policy", "random", "--estimators", "magic"],
+            "--estimators",
+        ),
+        (
+            ["evaluate", "--log", "{tmp}/bad.csv", "--policy", "random", "--reward-model", "x"],
+            "--reward-model",
+        ),
+        (["evaluate", "--log", "{tmp}/bad.csv", "--policy", "random", "--level", "2"], "--level"),
     ],
     "experiment": [
         (["experiment", "run", "{tmp}/none.yaml"], "CONFIG"),
