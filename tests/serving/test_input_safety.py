@@ -184,7 +184,7 @@ def test_events_answer_tells_the_truth_when_not_running(
 @pytest.fixture
 def limited(settings: Settings) -> Iterator[TestClient]:
     strict = dataclasses.replace(
-        settings, rate_per_second=0.5, rate_burst=3, max_active_campaigns=1, heavy_wait_seconds=0.05
+        settings, rate_per_second=0.01, rate_burst=3, max_active_campaigns=1, heavy_wait_seconds=0.05
     )
     app = create_app(strict)
     with TestClient(app) as c:
