@@ -133,7 +133,7 @@ class CampaignsMixin(CatalogsMixin, ChannelsMixin):
             raise InvalidError(str(err), ["policy"]) from None
         channel = self._channel(body.channel, sim, campaign_id)
         try:
-            return Campaign(
+            camp = Campaign(
                 spec,
                 sim,
                 policy,
@@ -144,6 +144,16 @@ class CampaignsMixin(CatalogsMixin, ChannelsMixin):
             )
         except CampaignError as err:
             raise InvalidError(str(err), ["body"]) from None
+        if world is not None:
+            # A policy trained elsewhere (saved:, models:/) may expect other features or arms: it
+            # decides one wave on a copy now, so a mismatch is a 422 here, not a paused campaign later.
+            try:
+                camp.dry_run()
+            except (ValueError, AudienceError) as err:
+                raise InvalidError(
+                    f"policy {body.policy!r} cannot decide for this audience: {err}", ["policy"]
+                ) from None
+        return camp
 
     def create_campaign(self, owner_id: int, body: CampaignCreate) -> dict[str, Any]:
         """Create a campaign (``ready``); refused beyond the owner's quota of active campaigns."""

@@ -133,6 +133,26 @@ def test_a_campaign_on_an_audience_names_each_mistake(client: TestClient, tmp_pa
     assert client.get("/campaigns", headers=h).json() == []  # nothing half-created
 
 
+def test_a_policy_trained_on_other_features_is_refused_at_creation(
+    client: TestClient, settings: Settings, tmp_path: Path
+) -> None:
+    from agent import Campaign, CampaignSpec, Goal
+    from policies import make_policy
+    from simulators import Simulator, load_scenario
+
+    sim = Simulator(load_scenario("retail"), n_customers=2000)
+    spec = CampaignSpec(goal=Goal(target=500), budget=50, customers_per_iteration=500, max_iterations=2)
+    trained = make_policy("funnel_ts", sim, seed=0)
+    Campaign(spec, sim, trained, seed=0).run()
+    trained.save(settings.data_dir / "policies" / "retail-funnel")
+    h = auth(client)
+    aid = _audience(client, h, tmp_path)
+    r = _create(client, h, aid, policy="saved:retail-funnel")
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"][:2] == ["body", "policy"], r.text
+    assert "cannot decide for this audience" in r.json()["detail"][0]["msg"]
+    assert _create(client, h, aid, policy="funnel_ts:pacer=ppo").status_code == 201  # the PPO pacer transfers
+
+
 def test_waves_run_on_the_clock_with_owner_ids_out_and_back(client: TestClient, tmp_path: Path) -> None:
     h = auth(client)
     aid = _audience(client, h, tmp_path)
