@@ -291,6 +291,7 @@ class RunnerMixin(ChannelsMixin):
                         at=utcnow(),
                     )
                 )  # fmt: skip
+        self._push_alerts(r)  # the owner hears of the pause where the alerts go
 
 
 class Runner:
