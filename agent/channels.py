@@ -317,6 +317,26 @@ class FileChannel(_Exporter):
         return EventBatch.empty()
 
 
+class Outbox:
+    """Hold a real channel's batches instead of sending them, for the caller to deliver after it
+    has committed the iteration (the live runner): a receiver then never sees a decision the
+    database does not hold, and an iteration computed again after a lost commit sends nothing
+    twice. ``queued`` are the held batches; events come back through ingestion, as for any real
+    sender."""
+
+    def __init__(self, channel: Channel) -> None:
+        self.channel = channel
+        self.name = channel.name
+        self.queued: list[SendBatch] = []
+
+    def deliver(self, batch: SendBatch) -> EventBatch:
+        self.queued.append(batch)
+        return EventBatch.empty()
+
+    def advance(self) -> EventBatch:
+        return self.channel.advance()
+
+
 class MirroredChannel:
     """Deliver every batch to ``copies`` too, while ``primary`` answers."""
 

@@ -214,6 +214,18 @@ class AlertRow(Base):
     delivery_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
+class DeliveredBatch(Base):
+    """A batch of the runner's decisions its real channel took (the outbox's receipt): a batch
+    still listed as undelivered in a snapshot but recorded here is not sent again."""
+
+    __tablename__ = "delivered_batches"
+    __table_args__ = (UniqueConstraint("campaign_id", "batch_key"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"))
+    batch_key: Mapped[str] = mapped_column(String(100))
+    delivered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class CatalogRow(Base):
     """An owner's arm catalogue (:class:`agent.catalogue.Catalogue`), saved by name."""
 

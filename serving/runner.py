@@ -21,18 +21,50 @@ from sqlalchemy.engine import Connection
 
 from agent import Campaign
 from agent.audience import AudienceWorld
+from agent.channels import Channel, ChannelError, Outbox, SendBatch, SimulatedChannel
 from serving.alert_hooks import deliver_alerts, resolve_alert_webhook
 from serving.audiences import opted_out
 from serving.channels import ChannelsMixin, generic_channel_errors
 from serving.decide import external_contacts
 from serving.errors import ConflictError, InvalidError
 from serving.events import apply_events, pending_events, write_verdicts
-from serving.models import AlertRow, CampaignRow, CampaignState, DecisionRow, IterationRow, utcnow
+from serving.models import (
+    AlertRow,
+    CampaignRow,
+    CampaignState,
+    DecisionRow,
+    DeliveredBatch,
+    IterationRow,
+    utcnow,
+)
 from serving.settlement import DECIDE_ID_BASE, release_decide_holds
 from serving.store import dump_snapshot, session, snapshot_blob, still_held
 from simulators.money import dollars, first_open_iteration, to_micros
 
 logger = logging.getLogger(__name__)
+
+
+def delivered_keys(conn: Connection, cid: int) -> set[str]:
+    """Keys of the campaign's batches its channel took."""
+    return set(
+        conn.execute(select(DeliveredBatch.batch_key).where(DeliveredBatch.campaign_id == cid)).scalars()
+    )
+
+
+def record_delivered(conn: Connection, cid: int, key: str) -> None:
+    """Record a delivered batch (a second record of the same key changes nothing)."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    ins = (
+        postgresql.insert(DeliveredBatch)
+        if conn.dialect.name == "postgresql"
+        else sqlite.insert(DeliveredBatch)
+    )
+    conn.execute(
+        ins.values(campaign_id=cid, batch_key=key, delivered_at=utcnow()).on_conflict_do_nothing(
+            index_elements=["campaign_id", "batch_key"]
+        )
+    )
 
 
 class RunnerMixin(ChannelsMixin):
@@ -93,6 +125,21 @@ class RunnerMixin(ChannelsMixin):
             except InvalidError as err:
                 self._pause_on_error(r, me, f"webhook channel: {err.message}")
                 return False
+            real = camp.channel
+            outbox: Outbox | None = None
+            if not isinstance(real, SimulatedChannel):
+                # Batches of earlier iterations not delivered yet (a failed delivery or a crash
+                # after the commit) go first; the new wave's batches wait in the outbox until
+                # the iteration is committed.
+                with self.engine.connect() as conn:
+                    done = delivered_keys(conn, cid)
+                camp._undelivered = [b for b in camp._undelivered if b.key not in done]
+                failed = self._flush(cid, real, camp) if camp._undelivered else None
+                if failed is not None:
+                    self._channel_paused(cid, me, camp, failed)
+                    return False
+                outbox = Outbox(real)
+                camp.channel = outbox
             verdicts = apply_events(camp, pending)
             camp.ledger.set_external(dollars(r.decide_spent_micros + r.decide_held_micros))
             with self.engine.connect() as conn:
@@ -109,6 +156,9 @@ class RunnerMixin(ChannelsMixin):
             except Exception as err:  # a failing policy or channel must not loop the worker forever
                 self._pause_on_error(r, me, f"{type(err).__name__}: {err}")
                 return False
+            if outbox is not None:
+                camp.channel = real
+                camp._undelivered.extend(outbox.queued)  # committed with the iteration: the outbox
             generic_channel_errors(camp, n_audit, n_alerts)
             committed = camp.channel_committed()  # real-time contacts included, for the check below
             camp.set_external_contacts(None)  # read afresh each time: not part of the snapshot
@@ -162,24 +212,15 @@ class RunnerMixin(ChannelsMixin):
                         )
                     )
                 write_verdicts(conn, cid, verdicts)
-                for a in camp.alerts[n_alerts:]:
-                    conn.execute(
-                        insert(AlertRow).values(
-                            campaign_id=cid,
-                            kind=a.kind,
-                            iteration=a.iteration,
-                            value=a.value,
-                            message=a.message,
-                            at=utcnow(),
-                        )
-                    )
-                for rec_ in camp.audit_log[n_audit:]:
-                    self._audit(conn, cid, rec_.action, rec_.reason, rec_.changes)
+                self._write_records(conn, cid, camp, n_alerts, n_audit)
                 self._check_realtime_meanwhile(conn, r, camp, n_log, committed)
                 # Real-time holds expire with the attribution window, like the runner's own.
                 release_decide_holds(
                     conn, cid, None if camp.status != "running" else first_open_iteration(camp.t, camp.window)
                 )
+            failed = self._flush(cid, real, camp) if outbox is not None and camp._undelivered else None
+            if failed is not None:
+                self._channel_paused(cid, me, camp, failed)  # committed and kept: resume delivers it
         except ConflictError as err:
             logger.info(
                 "iteration not committed campaign_id=%s iteration=%s worker=%s reason=%r",
@@ -206,6 +247,59 @@ class RunnerMixin(ChannelsMixin):
             camp.status,
         )
         return True
+
+    def _flush(self, cid: int, channel: Channel, camp: Campaign) -> tuple[SendBatch, ChannelError] | None:
+        """Deliver the campaign's undelivered batches in order, recording each delivered batch
+        (so no later load sends it again); the first batch the channel does not take, with the
+        error, or ``None`` when all went."""
+        while camp._undelivered:
+            batch = camp._undelivered[0]
+            try:
+                channel.deliver(batch)
+            except ChannelError as err:
+                logger.warning(
+                    "batch not delivered campaign_id=%s batch=%s error=%s", cid, batch.key, type(err).__name__
+                )
+                return batch, err
+            with self.engine.begin() as conn:
+                record_delivered(conn, cid, batch.key)
+            camp._undelivered.pop(0)
+        return None
+
+    def _channel_paused(
+        self, cid: int, holder: str, camp: Campaign, failed: tuple[SendBatch, ChannelError]
+    ) -> None:
+        """Pause a campaign whose channel did not take a batch (kept as undelivered: resume
+        delivers it first), with the owner's alert and audit line, in one commit."""
+        batch, err = failed
+        with self.engine.connect() as conn:
+            r = session(conn).scalars(select(CampaignRow).where(CampaignRow.id == cid)).one()
+        n_alerts, n_audit = len(camp.alerts), len(camp.audit_log)
+        camp._channel_failed(batch, err)
+        generic_channel_errors(camp, n_audit, n_alerts)
+        try:
+            with self.engine.begin() as conn:
+                self._commit_snapshot(conn, r, camp, holder, ref="channel")
+                self._write_records(conn, cid, camp, n_alerts, n_audit)
+        except ConflictError:  # changed meanwhile: the batch stays undelivered in what is stored
+            logger.info("channel pause not committed campaign_id=%s", cid)
+        self._push_alerts(r)
+
+    def _write_records(self, conn: Connection, cid: int, camp: Campaign, n_alerts: int, n_audit: int) -> None:
+        """The alerts and audit lines the campaign added since ``n_alerts`` / ``n_audit``."""
+        for a in camp.alerts[n_alerts:]:
+            conn.execute(
+                insert(AlertRow).values(
+                    campaign_id=cid,
+                    kind=a.kind,
+                    iteration=a.iteration,
+                    value=a.value,
+                    message=a.message,
+                    at=utcnow(),
+                )
+            )
+        for rec_ in camp.audit_log[n_audit:]:
+            self._audit(conn, cid, rec_.action, rec_.reason, rec_.changes)
 
     def _push_alerts(self, r: CampaignRow) -> None:
         """Deliver the campaign's new alerts to its alert webhook, if it has one (signed; each

@@ -75,5 +75,5 @@ def http_receiver(handle: Callable[[bytes, Any], int]) -> Iterator[str]:
 @pytest.fixture
 def receiver() -> Iterator[tuple[Receiver, str]]:
     rec = Receiver()
-    with http_receiver(rec.handle) as url:
+    with http_receiver(lambda body, headers: rec.handle(body, headers)) as url:  # looked up per call
         yield rec, f"{url}/send"

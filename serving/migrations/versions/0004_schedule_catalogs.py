@@ -36,6 +36,14 @@ def upgrade() -> None:
     with op.batch_alter_table("events") as batch:
         batch.add_column(sa.Column("received_at", sa.Float(), nullable=True))
         batch.add_column(sa.Column("customer_ref", sa.String(200), nullable=True))
+    op.create_table(
+        "delivered_batches",
+        sa.Column("id", sa.Integer(), primary_key=True),
+        sa.Column("campaign_id", sa.Integer(), sa.ForeignKey("campaigns.id"), nullable=False),
+        sa.Column("batch_key", sa.String(100), nullable=False),
+        sa.Column("delivered_at", sa.DateTime(timezone=True), nullable=False),
+        sa.UniqueConstraint("campaign_id", "batch_key"),
+    )
     with op.batch_alter_table("alerts") as batch:
         batch.add_column(sa.Column("delivered_at", sa.DateTime(timezone=True), nullable=True))
         batch.add_column(sa.Column("delivery_attempts", sa.Integer(), nullable=False, server_default="0"))
@@ -54,4 +62,5 @@ def downgrade() -> None:
     with op.batch_alter_table("campaigns") as batch:
         batch.drop_column("audience_id")
         batch.drop_column("next_due_at")
+    op.drop_table("delivered_batches")
     op.drop_table("catalogs")
