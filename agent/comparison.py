@@ -20,7 +20,7 @@ them, :func:`outcomes_from_tables`) and from external randomized logs such as Hi
   intervals (delta method for cost per conversion) and conversion rates by group, before and
   after, with corrected p-values.
 
-Plots (:func:`plot_ab`, :func:`plot_rounds`) are matplotlib figures written to PNG (Agg backend).
+Their plots are :func:`agent.plots.plot_ab` and :func:`agent.plots.plot_rounds`.
 
 Example:
     >>> import numpy as np
@@ -666,7 +666,8 @@ def _pct(x: float | None) -> str:
     return "-" if x is None or not math.isfinite(x) else f"{100 * x:.2f}%"
 
 
-def _money(x: float | None, digits: int = 3) -> str:
+def money_text(x: float | None, digits: int = 3) -> str:
+    """Dollars as text (``-`` when missing or not finite)."""
     if x is None or not math.isfinite(x):
         return "-"
     return f"{'-' if x < 0 else ''}${abs(x):,.{digits}f}"
@@ -689,8 +690,9 @@ def format_ab(report: ABReport) -> str:
     for g in report.groups:
         lines.append(
             f"{g.name:<{w}} {g.n:>9,} {g.conversions:>7,} {_pct(g.rate):>8} "
-            f"{_pct(g.rate_low) + '..' + _pct(g.rate_high):>17} {_money(g.revenue_per_customer):>9} "
-            f"{_money(g.cost, 2):>11} {_money(g.net_value, 2):>12} {_money(g.cost_per_conversion, 2):>10}"
+            f"{_pct(g.rate_low) + '..' + _pct(g.rate_high):>17} {money_text(g.revenue_per_customer):>9} "
+            f"{money_text(g.cost, 2):>11} {money_text(g.net_value, 2):>12} "
+            f"{money_text(g.cost_per_conversion, 2):>10}"
         )
     lines.append("")
     lines.append(
@@ -698,7 +700,7 @@ def format_ab(report: ABReport) -> str:
         f"{'p':>8} {'p holm':>8} {'p bh':>8}  sig"
     )
     for c in report.comparisons:
-        fmt = _pct if c.metric == "conversion_rate" else _money
+        fmt = _pct if c.metric == "conversion_rate" else money_text
         lift = "-" if c.relative_lift is None else f"{100 * c.relative_lift:+.1f}%"
         lines.append(
             f"{c.group:<{w}} {c.metric:<23} {fmt(c.difference):>11} "
@@ -893,7 +895,7 @@ def format_rounds(report: RoundsReport) -> str:
         elif d.metric in ("decisions", "conversions"):
             fmt = lambda x: "-" if x is None else f"{x:,.0f}"  # noqa: E731
         else:
-            fmt = _money
+            fmt = money_text
         interval = "" if d.low is None or d.high is None else f"{fmt(d.low)}..{fmt(d.high)}"
         p = "" if d.p_value is None else _p(d.p_value)
         lines.append(
@@ -917,77 +919,6 @@ def format_rounds(report: RoundsReport) -> str:
     return "\n".join(lines)
 
 
-# -- plots --------------------------------------------------------------------------------------
-
-
-def plot_ab(report: ABReport, path: str | Path) -> Path:
-    """Conversion rate (with Wilson intervals) and net value per customer per group, as PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    names = [g.name for g in report.groups]
-    rate = np.array([g.rate for g in report.groups])
-    err = np.array(
-        [[g.rate - g.rate_low for g in report.groups], [g.rate_high - g.rate for g in report.groups]]
-    )
-    net = np.array([g.net_value_per_customer for g in report.groups])
-    sig = {c.group for c in report.comparisons if c.metric == "conversion_rate" and c.significant}
-    colors = ["0.6" if n == report.control else ("tab:green" if n in sig else "tab:blue") for n in names]
-    fig, axes = plt.subplots(1, 2, figsize=(max(8.0, 1.2 * len(names) + 4), 4.5))
-    x = np.arange(len(names))
-    axes[0].bar(x, 100 * rate, yerr=100 * err, color=colors, capsize=4)
-    axes[0].set_ylabel("conversion rate (%)")
-    axes[0].set_title(f"conversion rate by {report.by} ({100 * (1 - report.alpha):.0f}% Wilson)")
-    axes[1].bar(x, net, color=colors)
-    axes[1].axhline(0, color="black", lw=0.8)
-    axes[1].set_ylabel("net value per customer ($)")
-    axes[1].set_title(f"net value per customer (margin {report.margin:g})")
-    for ax in axes:
-        ax.set_xticks(x)
-        ax.set_xticklabels(names, rotation=30, ha="right", fontsize=8)
-    fig.suptitle(f"control {report.control!r}; green: significant after {report.correction}", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return out
-
-
-def plot_rounds(report: RoundsReport, path: str | Path) -> Path:
-    """Conversion rate by group, before and after (with intervals), as PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    groups = list(report.groups) or []
-    names = [g.group for g in groups] or ["all"]
-    before = np.array([g.control_value for g in groups]) if groups else np.array([report.before.rate])
-    after = np.array([g.value for g in groups]) if groups else np.array([report.after.rate])
-    x = np.arange(len(names))
-    fig, ax = plt.subplots(figsize=(max(7.0, 1.2 * len(names) + 3), 4.5))
-    ax.bar(x - 0.2, 100 * before, width=0.4, label=report.before.name, color="0.6")
-    ax.bar(x + 0.2, 100 * after, width=0.4, label=report.after.name, color="tab:blue")
-    ax.set_xticks(x)
-    ax.set_xticklabels(names, rotation=30, ha="right", fontsize=8)
-    ax.set_ylabel("conversion rate (%)")
-    cpc = report.delta("cost_per_conversion")
-    ax.set_title(
-        f"{report.before.name} vs {report.after.name}: cost per conversion "
-        f"{_money(cpc.before, 2)} -> {_money(cpc.after, 2)}"
-    )
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return out
-
-
 __all__ = [
     "BY_CHOICES",
     "METRICS",
@@ -1008,8 +939,6 @@ __all__ = [
     "newcombe_interval",
     "outcomes_from_log",
     "outcomes_from_tables",
-    "plot_ab",
-    "plot_rounds",
     "rate_test",
     "rounds_report",
     "welch",

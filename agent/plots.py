@@ -1,10 +1,16 @@
-"""Plots of a campaign report (matplotlib, headless): what owners would rather look at."""
+"""Plots (matplotlib, headless, PNG): a campaign report, an A/B report and a round comparison."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
 
 from agent.report import CampaignReport
+
+if TYPE_CHECKING:
+    from agent.comparison import ABReport, RoundsReport
 
 
 def plot_report(report: CampaignReport, path: str | Path) -> Path:
@@ -61,5 +67,75 @@ def plot_report(report: CampaignReport, path: str | Path) -> Path:
     ax3.set_title("per arm (ten most sent)")
     fig.tight_layout()
     fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def plot_ab(report: ABReport, path: str | Path) -> Path:
+    """Conversion rate (with Wilson intervals) and net value per customer per group, as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    names = [g.name for g in report.groups]
+    rate = np.array([g.rate for g in report.groups])
+    err = np.array(
+        [[g.rate - g.rate_low for g in report.groups], [g.rate_high - g.rate for g in report.groups]]
+    )
+    net = np.array([g.net_value_per_customer for g in report.groups])
+    sig = {c.group for c in report.comparisons if c.metric == "conversion_rate" and c.significant}
+    colors = ["0.6" if n == report.control else ("tab:green" if n in sig else "tab:blue") for n in names]
+    fig, axes = plt.subplots(1, 2, figsize=(max(8.0, 1.2 * len(names) + 4), 4.5))
+    x = np.arange(len(names))
+    axes[0].bar(x, 100 * rate, yerr=100 * err, color=colors, capsize=4)
+    axes[0].set_ylabel("conversion rate (%)")
+    axes[0].set_title(f"conversion rate by {report.by} ({100 * (1 - report.alpha):.0f}% Wilson)")
+    axes[1].bar(x, net, color=colors)
+    axes[1].axhline(0, color="black", lw=0.8)
+    axes[1].set_ylabel("net value per customer ($)")
+    axes[1].set_title(f"net value per customer (margin {report.margin:g})")
+    for ax in axes:
+        ax.set_xticks(x)
+        ax.set_xticklabels(names, rotation=30, ha="right", fontsize=8)
+    fig.suptitle(f"control {report.control!r}; green: significant after {report.correction}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out
+
+
+def plot_rounds(report: RoundsReport, path: str | Path) -> Path:
+    """Conversion rate by group, before and after (with intervals), as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    groups = list(report.groups) or []
+    names = [g.group for g in groups] or ["all"]
+    before = np.array([g.control_value for g in groups]) if groups else np.array([report.before.rate])
+    after = np.array([g.value for g in groups]) if groups else np.array([report.after.rate])
+    x = np.arange(len(names))
+    fig, ax = plt.subplots(figsize=(max(7.0, 1.2 * len(names) + 3), 4.5))
+    ax.bar(x - 0.2, 100 * before, width=0.4, label=report.before.name, color="0.6")
+    ax.bar(x + 0.2, 100 * after, width=0.4, label=report.after.name, color="tab:blue")
+    ax.set_xticks(x)
+    ax.set_xticklabels(names, rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel("conversion rate (%)")
+    from agent.comparison import money_text
+
+    cpc = report.delta("cost_per_conversion")
+    ax.set_title(
+        f"{report.before.name} vs {report.after.name}: cost per conversion "
+        f"{money_text(cpc.before, 2)} -> {money_text(cpc.after, 2)}"
+    )
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
     plt.close(fig)
     return out

@@ -105,7 +105,8 @@ def report_ab(
     """Compare the groups of a log with a control: n, conversions, rate, revenue and net value
     per customer, cost; differences with intervals, p-values corrected (Holm and
     Benjamini-Hochberg)."""
-    from agent.comparison import ReportError, ab_report, format_ab, plot_ab
+    from agent.comparison import ReportError, ab_report, format_ab
+    from agent.plots import plot_ab
 
     _plot_target(plot)
     from agent.comparison import Outcomes
@@ -142,7 +143,8 @@ def report_rounds(
 ) -> None:
     """Compare one campaign round with the next (two campaigns or two logs): conversions,
     spend, cost per conversion, rates by group, with deltas, intervals and p-values."""
-    from agent.comparison import ReportError, format_rounds, plot_rounds, rounds_report
+    from agent.comparison import ReportError, format_rounds, rounds_report
+    from agent.plots import plot_rounds
 
     _plot_target(plot)
     b = _outcomes("--before", before, mapping)

@@ -199,8 +199,8 @@ class ReportsMixin(Store):
             raise InvalidError(str(err), ["query"]) from None
 
     def ab_plot(self, owner_id: int, cid: int, by: str = "arm", control: str | None = None) -> Path:
-        """The A/B report's plot as a PNG file (:func:`agent.comparison.plot_ab`)."""
-        from agent.comparison import plot_ab
+        """The A/B report's plot as a PNG file (:func:`agent.plots.plot_ab`)."""
+        from agent.plots import plot_ab
 
         key = hashlib.sha256(repr(control).encode()).hexdigest()[:12]
         path = self._plot_path(owner_id, cid, f"ab-{by}-{key}")
@@ -211,8 +211,8 @@ class ReportsMixin(Store):
             return plot_ab(rep, path)
 
     def rounds_plot(self, owner_id: int, cid: int, previous: int, by: str = "arm") -> Path:
-        """The round comparison's plot as a PNG file (:func:`agent.comparison.plot_rounds`)."""
-        from agent.comparison import plot_rounds
+        """The round comparison's plot as a PNG file (:func:`agent.plots.plot_rounds`)."""
+        from agent.plots import plot_rounds
 
         path = self._plot_path(owner_id, cid, f"rounds-{by}", previous)
         if path.is_file():

@@ -21,13 +21,12 @@ from agent.comparison import (
     holm,
     load_outcomes,
     newcombe_interval,
-    plot_ab,
-    plot_rounds,
     rate_test,
     rounds_report,
     welch,
     wilson_interval,
 )
+from agent.plots import plot_ab, plot_rounds
 
 HILLSTROM = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "hillstrom.csv"
 
