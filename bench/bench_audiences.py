@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +18,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pcsv
 
+from bench.pg import drop_schema, pg_schema
 from serving.audience_lists import add_opt_outs
 from serving.audience_store import owner_id_by_name
 from serving.audiences import import_file, load_audience, opted_out
 from serving.db import make_engine, migrate
 
-PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 TARGET_SECONDS = {"PostgreSQL": 60.0, "SQLite": 120.0}
 
 
@@ -49,25 +48,6 @@ def synthetic_csv(path: Path, n: int, seed: int = 0) -> int:
     )
     pcsv.write_csv(table, path)
     return path.stat().st_size
-
-
-def _pg_schema() -> tuple[str, str] | None:
-    try:
-        import psycopg
-
-        schema = f"bench_{uuid.uuid4().hex[:8]}"
-        with psycopg.connect(PG.replace("+psycopg", ""), autocommit=True, connect_timeout=2) as conn:
-            conn.execute(f"CREATE SCHEMA {schema}")
-        return f"{PG}?options=-csearch_path%3D{schema}", schema
-    except Exception:
-        return None
-
-
-def _drop(schema: str) -> None:
-    import psycopg
-
-    with psycopg.connect(PG.replace("+psycopg", ""), autocommit=True) as conn:
-        conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
 def _measure(url: str, backend: str, csv: Path, n: int) -> list[dict[str, Any]]:
@@ -134,12 +114,12 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
         csv = root / "customers.csv"
         size = synthetic_csv(csv, n)
         print(f"  {n:,} customers, {size / 1e6:.0f} MB of CSV", flush=True)
-        pg = _pg_schema()
+        pg = pg_schema()
         if pg is not None:
             try:
                 rows += _measure(pg[0], "PostgreSQL", csv, n)
             finally:
-                _drop(pg[1])
+                drop_schema(pg[1])
         else:
             print("  PostgreSQL at 127.0.0.1:5432 not reachable: skipped", flush=True)
         rows += _measure(f"sqlite:///{root / 'audience.sqlite'}", "SQLite", csv, n)

@@ -11,38 +11,17 @@ from __future__ import annotations
 import tempfile
 import threading
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
 
+from bench.pg import drop_schema, pg_schema
 from serving.process import ServerProcess
 from serving.schemas import CampaignCreate
 from serving.service import Service
 from serving.settings import Settings
-
-PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-
-
-def _pg_schema() -> tuple[str, str] | None:
-    try:
-        import psycopg
-
-        schema = f"bench_{uuid.uuid4().hex[:8]}"
-        with psycopg.connect(PG.replace("+psycopg", ""), autocommit=True, connect_timeout=2) as conn:
-            conn.execute(f"CREATE SCHEMA {schema}")
-        return f"{PG}?options=-csearch_path%3D{schema}", schema
-    except Exception:
-        return None
-
-
-def _drop(schema: str) -> None:
-    import psycopg
-
-    with psycopg.connect(PG.replace("+psycopg", ""), autocommit=True) as conn:
-        conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
 def _setup(db_url: str, data: Path, **campaign: Any) -> tuple[Service, int, dict[str, str]]:
@@ -154,11 +133,11 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
         with ServerProcess(root / "d", db, worker=False) as server:
             rows += _decide(server.url, cid, h, quick)
         rows.append(_events(f"sqlite:///{root / 'events.sqlite'}", "SQLite", root / "e", quick))
-        pg = _pg_schema()
+        pg = pg_schema()
         if pg is not None:
             try:
                 rows.append(_events(pg[0], "PostgreSQL", root / "p", quick))
             finally:
-                _drop(pg[1])
+                drop_schema(pg[1])
         rows.append(_iteration(f"sqlite:///{root / 'iter.sqlite'}", root / "i"))
     return rows
