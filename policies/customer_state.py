@@ -181,6 +181,11 @@ class OpenDecisions:
     forecast: FloatArray  # expected goal value at decision time (posterior mean)
     realized: FloatArray  # goal value realized so far
     x: NDArray[np.float32]  # (n, d_x) inputs at decision time
+    labelled: NDArray[np.bool_]  # delivery, open and click already learned from
+    delivered: NDArray[np.bool_]  # seen so far (a real channel's funnel events may come later)
+    opened: NDArray[np.bool_]
+    own: NDArray[np.float32]  # (n, 2) own-channel state features at decision time
+    expected: FloatArray  # (n, 4) what the models expected: open, click, convert after a click, without
 
     @staticmethod
     def empty(d_x: int) -> OpenDecisions:
@@ -194,7 +199,23 @@ class OpenDecisions:
             np.zeros(0),
             np.zeros(0),
             np.zeros((0, d_x), np.float32),
+            np.zeros(0, bool),
+            np.zeros(0, bool),
+            np.zeros(0, bool),
+            np.zeros((0, 2), np.float32),
+            np.zeros((0, 4)),
         )
+
+    @staticmethod
+    def defaults(n: int) -> dict[str, NDArray[Any]]:
+        """Values of the fields a state saved before they existed lacks (labelled, nothing seen)."""
+        return {
+            "labelled": np.ones(n, bool),
+            "delivered": np.zeros(n, bool),
+            "opened": np.zeros(n, bool),
+            "own": np.zeros((n, 2), np.float32),
+            "expected": np.zeros((n, 4)),
+        }
 
     def take(self, keep: NDArray[np.bool_]) -> OpenDecisions:
         return OpenDecisions(*(getattr(self, f)[keep] for f in OPEN_FIELDS))
@@ -203,4 +224,7 @@ class OpenDecisions:
         return OpenDecisions(*(np.concatenate([getattr(self, f), getattr(other, f)]) for f in OPEN_FIELDS))
 
 
-OPEN_FIELDS = ("ids", "customer", "arm", "iteration", "clicked", "converted", "forecast", "realized", "x")
+OPEN_FIELDS = (
+    "ids", "customer", "arm", "iteration", "clicked", "converted", "forecast", "realized", "x",
+    "labelled", "delivered", "opened", "own", "expected",
+)  # fmt: skip

@@ -700,17 +700,6 @@ class FunnelTSPolicy(Policy):
         self._learn_bystanders(customers, x, organic.customer[organic.iteration == t])
 
         # New decisions join the open set; their funnel events of this iteration label them now.
-        new = OpenDecisions(
-            ids=ids[sent],
-            customer=customers[sent],
-            arm=chosen[sent],
-            iteration=np.full(sent.size, t, np.int64),
-            clicked=np.zeros(sent.size, bool),
-            converted=np.zeros(sent.size, bool),
-            forecast=estimate[sent, chosen[sent]] / max(self._wave_calibration, 1e-9),
-            realized=np.zeros(sent.size),
-            x=x[sent],
-        )
         own = per_channel[sent, arms.channel[chosen[sent]]]
         expected = np.stack(
             [
@@ -721,16 +710,35 @@ class FunnelTSPolicy(Policy):
             ],
             axis=1,
         )
+        new = OpenDecisions(
+            ids=ids[sent],
+            customer=customers[sent],
+            arm=chosen[sent],
+            iteration=np.full(sent.size, t, np.int64),
+            clicked=np.zeros(sent.size, bool),
+            converted=np.zeros(sent.size, bool),
+            forecast=estimate[sent, chosen[sent]] / max(self._wave_calibration, 1e-9),
+            realized=np.zeros(sent.size),
+            x=x[sent],
+            labelled=np.zeros(sent.size, bool),
+            delivered=np.zeros(sent.size, bool),
+            opened=np.zeros(sent.size, bool),
+            own=np.asarray(own, np.float32),
+            expected=expected,
+        )
         funnel = np.isin(events.kind, (EventKind.DELIVERED, EventKind.OPENED, EventKind.CLICKED))
         if np.isin(new.ids, events.decision_id[funnel]).any():
             self._learn_funnel(new, own, expected, events, arms, st)
-        # else: a real channel whose delivery, open and click events come later (or never): a wave
-        # with none of them yet is not labelled "not delivered" (that taught the models that no
-        # contact ever arrives); conversions still teach the model when they come.
+            new.labelled[:] = True
+        # else: a real channel whose delivery, open and click events come later (or never): the
+        # wave is labelled when its window closes, from the funnel events seen by then, and not
+        # at all when none came (labelling it "not delivered" taught the models that no contact
+        # ever arrives); conversions teach the model as they come.
         np.add.at(st.sent, (new.customer, arms.channel[new.arm]), 1.0)
         np.add.at(st.contacted_iterations, new.customer, 1.0)
         self.open = self.open.concat(new)
 
+        self._see_late_funnel(events)
         # Conversions: attributed to open decisions (first one within the window), or organic.
         self._learn_conversions(events, arms, str(ctx.goal_metric))
         # Base rows of candidates not contacted: organic purchase this iteration or not.
@@ -743,6 +751,7 @@ class FunnelTSPolicy(Policy):
         unsub = events.select(events.kind == EventKind.UNSUBSCRIBED)
         np.add.at(st.unsubscribed, unsub.customer, 1.0)
 
+        self._label_late(t - max(ctx.attribution_window, 0), arms, st)
         self._close(t - max(ctx.attribution_window, 0))
         self.iterations_seen = t + 1
         for m in self._models():
@@ -796,7 +805,7 @@ class FunnelTSPolicy(Policy):
         order = np.argsort(new.ids)
         sorted_ids = new.ids[order]
 
-        def flag(kind: EventKind) -> NDArray[np.bool_]:
+        def flag(kind: EventKind) -> NDArray[np.bool_]:  # this iteration's events of the new sends
             ev = events.decision_id[events.kind == kind]
             pos = np.searchsorted(sorted_ids, ev)
             pos = np.minimum(pos, sorted_ids.size - 1)
@@ -810,6 +819,20 @@ class FunnelTSPolicy(Policy):
             flag(EventKind.OPENED),
             flag(EventKind.CLICKED),
         )
+        self._learn_funnel_flags(new, own, expected, delivered, opened, clicked, arms, st)
+
+    def _learn_funnel_flags(
+        self,
+        new: OpenDecisions,
+        own: FloatArray,
+        expected: FloatArray,
+        delivered: NDArray[np.bool_],
+        opened: NDArray[np.bool_],
+        clicked: NDArray[np.bool_],
+        arms: ArmTable,
+        st: CustomerState,
+    ) -> None:
+        """Learn ``deliver``, ``open`` and ``click`` from sends labelled delivered / opened / clicked."""
         ch = arms.channel[new.arm]
         co = arms.content[new.arm]
         n_ch = len(arms.channel_names)
@@ -843,6 +866,40 @@ class FunnelTSPolicy(Policy):
             for k in range(n_co):
                 on = co[rows] == k
                 self.click_models[k].add(xc[on], clicked[rows][on])
+
+    def _see_late_funnel(self, events: EventBatch) -> None:
+        """Funnel events of open decisions not labelled yet (a real channel's, arriving after
+        their wave): remembered until the window closes (:meth:`_label_late`); a click also marks
+        the decision clicked for the conversions that follow."""
+        o = self.open
+        wait = np.flatnonzero(~o.labelled)
+        if wait.size == 0 or events.decision_id.size == 0:
+            return
+        for kind, field in (
+            (EventKind.DELIVERED, o.delivered),
+            (EventKind.OPENED, o.opened),
+            (EventKind.CLICKED, o.clicked),
+        ):
+            field[wait[np.isin(o.ids[wait], events.decision_id[events.kind == kind])]] = True
+
+    def _label_late(self, before: int, arms: ArmTable, st: CustomerState) -> None:
+        """Learn the funnel of waves sent at or before ``before`` (their windows close now) that
+        were not labelled when sent: from the events seen meanwhile, an open implying delivery
+        and a click implying both; a wave that got no funnel event at all teaches nothing."""
+        o = self.open
+        late = (o.iteration <= before) & ~o.labelled
+        if not late.any():
+            return
+        for it in np.unique(o.iteration[late]).tolist():
+            rows = late & (o.iteration == it)
+            c = o.take(rows)
+            clicked = c.clicked
+            opened = c.opened | clicked
+            delivered = c.delivered | opened
+            if delivered.any():
+                own = np.asarray(c.own, np.float64)
+                self._learn_funnel_flags(c, own, c.expected, delivered, opened, clicked, arms, st)
+            o.labelled[rows] = True
 
     def _learn_conversions(self, events: EventBatch, arms: ArmTable, metric: str) -> None:
         conv = events.select((events.kind == EventKind.CONVERTED) & (events.decision_id >= 0))
@@ -977,4 +1034,8 @@ class FunnelTSPolicy(Policy):
             setattr(self, k, np.asarray(v, dtype=np.float64))
         for k, v in state["scalars"].items():
             setattr(self, k, float(v))
-        self.open = OpenDecisions(*(decode_array(state["open"][f]) for f in OPEN_FIELDS))
+        saved = state["open"]
+        extra = OpenDecisions.defaults(int(decode_array(saved["ids"]).shape[0]))
+        self.open = OpenDecisions(
+            *(decode_array(saved[f]) if f in saved else extra[f] for f in OPEN_FIELDS)
+        )  # a state saved before the late-funnel fields: everything counts as labelled
