@@ -81,9 +81,10 @@ class EventsMixin(HoldoutMixin):
         accepted: list[EventIn] = []
         duplicates: list[str] = []
         rejected: dict[str, str] = {}
-        events = self._by_decision(events, rejected, received_at)
-        if received_at is not None and rejected:  # keep the arrival times aligned with the events left
-            received_at = [t for e, t in zip(self._last_given, received_at, strict=True) if e is not None]
+        given = self._by_decision(events, rejected, received_at)
+        events = [e for e in given if e is not None]
+        if received_at is not None:  # the arrival times of the events left
+            received_at = [t for e, t in zip(given, received_at, strict=True) if e is not None]
         n = len(self.log)
         converting: set[int] = set()
         batch_ids: set[str] = set()
@@ -145,10 +146,10 @@ class EventsMixin(HoldoutMixin):
 
     def _by_decision(
         self, events: list[EventIn], rejected: dict[str, str], received_at: list[float] | None = None
-    ) -> list[EventIn]:
-        """Events given by the owner's ``customer_id`` pointed at that customer's latest decision;
-        unknown customers (or customers never contacted) rejected. ``self._last_given`` keeps, per
-        input event, the resolved event or ``None`` (rejected)."""
+    ) -> list[EventIn | None]:
+        """Per event, the event pointed at its decision: given, or for the owner's ``customer_id``
+        that customer's latest decision (sent before the event arrived, with a schedule);
+        ``None`` for an unknown customer or one never contacted (its reason in ``rejected``)."""
         given: list[EventIn | None] = list(events)
         by_customer = [k for k, e in enumerate(events) if e.decision_id is None]
         if by_customer:
@@ -172,8 +173,7 @@ class EventsMixin(HoldoutMixin):
                     given[k] = None
                 else:
                     given[k] = events[k].model_copy(update={"decision_id": d, "customer_id": None})
-        self._last_given = given
-        return [e for e in given if e is not None]
+        return given
 
     def _sent_time(self, decision_id: int) -> float:
         """When a decision was sent, on the schedule's clock (epoch seconds)."""

@@ -143,7 +143,6 @@ class Campaign(CapsMixin, ReportMixin):
         self.times: list[float] = []
         self.next_due: float | None = None
         self.now: float | None = None
-        self._last_given: list[Any] = []
 
     def check_stop(self) -> str | None:
         """The stop reason if the campaign must not start another iteration, else ``None``."""

@@ -9,7 +9,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from agent.channels import Channel, SendBatch
-from agent.control import Alert, AlertCallback, AuditRecord, EventIn, Status
+from agent.control import Alert, AlertCallback, AuditRecord, Status
 from agent.feedback import DelayTriangle
 from agent.report import DecisionLog, IterationRecord
 from agent.spec import CampaignSpec
@@ -89,4 +89,3 @@ class CampaignState:
     """With a schedule: when the next tick is due (epoch seconds)."""
     now: float | None
     """With a schedule: the clock's time of the current (or last) tick."""
-    _last_given: list[EventIn | None]
