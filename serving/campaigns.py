@@ -88,7 +88,6 @@ class CampaignsMixin(CatalogsMixin, ChannelsMixin):
     def _build(self, body: CampaignCreate, campaign_id: int, world: AudienceWorld | None = None) -> Campaign:
         """The agent campaign for a request; :class:`InvalidError` names the field on any mistake."""
         from policies import UnknownPolicyError
-        from policies.registry import CATALOGUE
         from simulators import ScenarioError, Simulator, builtin_scenarios, load_scenario
 
         if body.scenario not in builtin_scenarios():
@@ -117,13 +116,6 @@ class CampaignsMixin(CatalogsMixin, ChannelsMixin):
             raise InvalidError(str(err), ["body"]) from None
         sim: Simulator | AudienceWorld
         if world is not None:
-            base_name = body.policy.partition(":")[0]
-            entry = CATALOGUE.get(base_name)
-            if entry is not None and entry.kind == "yardstick":
-                raise InvalidError(
-                    f"policy {base_name!r} reads a simulator's truth; an owner's audience has none",
-                    ["policy"],
-                )
             sim = world
         else:
             sim = Simulator(sc, n_customers=body.n_customers) if body.n_customers else Simulator(sc)
@@ -131,6 +123,10 @@ class CampaignsMixin(CatalogsMixin, ChannelsMixin):
             policy = self._policy(body.policy, sim, body.seed)
         except UnknownPolicyError as err:
             raise InvalidError(str(err), ["policy"]) from None
+        except AudienceError as err:  # a yardstick reading the world's truth as it is built
+            raise InvalidError(
+                f"policy {body.policy!r} cannot decide for this audience: {err}", ["policy"]
+            ) from None
         channel = self._channel(body.channel, sim, campaign_id)
         try:
             camp = Campaign(

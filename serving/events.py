@@ -25,7 +25,8 @@ logger = logging.getLogger(__name__)
 
 
 class Decided(EventIn):
-    """An event whose decision is known (given, or found from the owner's customer id)."""
+    """An event as stored: the decision it names, or -1 when it names the owner's customer id
+    (the campaign finds that decision when it applies the event)."""
 
     decision_id: int
 

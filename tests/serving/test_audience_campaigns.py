@@ -119,6 +119,7 @@ def test_a_campaign_on_an_audience_names_each_mistake(client: TestClient, tmp_pa
         ({"audience": {"id": aid + 99}}, "no audience"),
         ({"audience": {"id": aid, "filter": "nosuch > 3"}}, "nosuch"),
         ({"policy": "oracle"}, "truth"),
+        ({"policy": "feature_oracle"}, "needs a simulators.Simulator"),
         ({"catalog": {**CATALOG, "channels": [{"name": "mail", "send_cost": 1}]}}, "mail"),
         ({"schedule": {"every_hours": 24, "cron": "0 9 * * *"}}, "exactly one"),
         ({"schedule": {"cron": "61 * * * *"}}, "cron"),
